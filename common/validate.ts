@@ -1,0 +1,48 @@
+/*
+ * One place where outside input (files, NNI frames, classArgs, CLI configs) meets a JSON schema.
+ * Errors name the offending key so a user can fix the file or config at once.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+
+/** Thrown when outside data does not match its schema; `problems` has one line per key. */
+export class ValidationError extends Error {
+  constructor(
+    readonly what: string,
+    readonly problems: string[],
+  ) {
+    super(`${what}: ${problems.join('; ')}`);
+    this.name = 'ValidationError';
+  }
+}
+
+function describe(error: ErrorObject): string {
+  const at = error.instancePath ? error.instancePath.slice(1).replaceAll('/', '.') : '';
+  const where = at ? `key "${at}"` : 'value';
+  switch (error.keyword) {
+    case 'required':
+      return `missing key "${[at, error.params.missingProperty].filter(Boolean).join('.')}"`;
+    case 'additionalProperties':
+      return `unknown key "${[at, error.params.additionalProperty].filter(Boolean).join('.')}"`;
+    case 'enum':
+      return `${where}: ${JSON.stringify(error.data)} is not one of ${JSON.stringify(error.params.allowedValues)}`;
+    case 'const':
+      return `${where}: ${JSON.stringify(error.data)} must be ${JSON.stringify(error.params.allowedValue)}`;
+    default:
+      return `${where} ${error.message ?? 'is invalid'}`;
+  }
+}
+
+/**
+ * Compiles a schema into a checker that returns its input typed as T, or throws a
+ * ValidationError naming every offending key.
+ */
+export function compileChecker<T>(schema: object, what: string): (data: unknown) => T {
+  const validate = ajv.compile(schema);
+  return (data: unknown): T => {
+    if (validate(data)) return data as T;
+    const problems = (validate.errors ?? []).filter((e) => e.keyword !== 'if').map(describe);
+    throw new ValidationError(what, [...new Set(problems)]);
+  };
+}

@@ -1,0 +1,70 @@
+/*
+ * Chooses the fastest TensorFlow.js backend that actually loads here:
+ * tensorflow (tfjs-node-gpu, then tfjs-node) > wasm > cpu, with a one-line warning per fallback.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface BackendInfo {
+  name: BackendName;
+  /** Where it came from, e.g. "@tensorflow/tfjs-node" or "@tensorflow/tfjs-backend-wasm (simd)". */
+  detail: string;
+}
+
+let active: BackendInfo | undefined;
+
+async function tryTensorflow(): Promise<string> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await import(pkg);
+      if (await tf.setBackend('tensorflow')) return pkg;
+    } catch {
+      // not installed, or its native binary failed to load: try the next one
+    }
+  }
+  throw new Error('neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node loads');
+}
+
+async function tryWasm(): Promise<string> {
+  await import('@tensorflow/tfjs-backend-wasm');
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  return '@tensorflow/tfjs-backend-wasm';
+}
+
+async function tryCpu(): Promise<string> {
+  await import('@tensorflow/tfjs-backend-cpu');
+  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
+  return '@tensorflow/tfjs-backend-cpu';
+}
+
+const LOADERS: Record<BackendName, () => Promise<string>> = { tensorflow: tryTensorflow, wasm: tryWasm, cpu: tryCpu };
+
+/**
+ * Initialises a backend once per process. With `forced`, only that backend is tried and its
+ * failure is an error; otherwise the first that loads wins and each fallback is warned about.
+ */
+export async function setupBackend(
+  forced?: BackendName,
+  warn: (line: string) => void = (line) => console.warn(line),
+): Promise<BackendInfo> {
+  if (active) {
+    if (forced && forced !== active.name)
+      throw new Error(`backend already initialised as ${active.name}, cannot switch to ${forced}`);
+    return active;
+  }
+  const order = forced ? [forced] : BACKENDS;
+  for (const name of order) {
+    try {
+      const detail = await LOADERS[name]();
+      active = { name, detail };
+      return active;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+      if (forced) throw new Error(`backend ${forced} is not available: ${reason}`);
+      warn(`warning: backend ${name} unavailable (${reason}); falling back`);
+    }
+  }
+  throw new Error('no TensorFlow.js backend could be initialised');
+}

@@ -1,0 +1,39 @@
+/*
+ * The contract between the shared-weight supernets (trial/supernet/*), the fixed retrain-time
+ * networks (trial/fixed/*), the weight store (trial/store.ts) and whoever drives training (NNI
+ * trials, the embedded runner, benchmarks).
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { Genotype } from '../search-spaces/genotype.js';
+
+/** A minibatch. Images: x [B,H,W,C] float32, y [B] int32. Text: x [B,T] int32 token ids, y [B,T] int32 next tokens. */
+export interface Batch {
+  x: tf.Tensor;
+  y: tf.Tensor;
+}
+
+/** What one step or evaluation measured (plain numbers, already read back from the backend). */
+export interface StepStats {
+  /** Mean cross-entropy per example (images) or per token (text), without regularisers. */
+  loss: number;
+  /** Top-1 accuracy for images; absent for text. */
+  accuracy?: number;
+}
+
+/**
+ * A network whose weights are trained by `trainStep` and read by `evaluate`.
+ * Supernets take the architecture per call (a forward pass builds only its subgraph);
+ * fixed networks ignore the argument's freedom and always use the genotype they were built for.
+ */
+export interface TrainableModel<G extends Genotype = Genotype> {
+  /**
+   * Every tensor that makes up the model's state, each with a unique, stable name: weights,
+   * optimiser slots and batch-norm moving statistics. This is exactly what the weight store saves.
+   */
+  readonly state: ReadonlyMap<string, tf.Variable>;
+  /** One optimisation step of architecture `g` on `batch` at learning rate `lr`. */
+  trainStep(g: G, batch: Batch, lr: number): StepStats;
+  /** Scores architecture `g` on `batch` with the current weights; changes nothing. */
+  evaluate(g: G, batch: Batch): StepStats;
+  dispose(): void;
+}
