@@ -35,5 +35,7 @@ export interface TrainableModel<G extends Genotype = Genotype> {
   trainStep(g: G, batch: Batch, lr: number): StepStats;
   /** Scores architecture `g` on `batch` with the current weights; changes nothing. */
   evaluate(g: G, batch: Batch): StepStats;
+  /** Recurrent models: zero the hidden state carried across training batches (ENAS.md §3, PTB). */
+  resetState?(): void;
   dispose(): void;
 }
