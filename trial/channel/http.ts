@@ -1,0 +1,42 @@
+/*
+ * NNI 3.0's v3 HTTP trial channel, used in local mode (NNI-PROTOCOL.md b.3–b.4): PUT commands
+ * to NNI_TRIAL_COMMAND_CHANNEL, long-poll GET for the parameter (408 = poll again, 410 = gone).
+ */
+import type { ParameterRecord, TrialTransport } from './types.js';
+import { checkParameterRecord } from './record.js';
+
+export class HttpTransport implements TrialTransport {
+  readonly name = 'http';
+
+  constructor(private readonly url: string) {}
+
+  private async put(body: object): Promise<void> {
+    const response = await fetch(this.url, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    await response.arrayBuffer();
+    if (response.status === 410) throw new Error(`NNI closed the trial channel ${this.url} (410)`);
+    if (!response.ok) throw new Error(`PUT ${this.url} failed: ${response.status} ${response.statusText}`);
+  }
+
+  async requestParameter(): Promise<ParameterRecord> {
+    await this.put({ type: 'request_parameter' });
+    for (;;) {
+      const response = await fetch(this.url);
+      const text = await response.text();
+      if (response.status === 408) continue; // no command within the manager's 1 s poll window
+      if (response.status === 410) throw new Error(`NNI closed the trial channel ${this.url} before sending a parameter`);
+      if (!response.ok) throw new Error(`GET ${this.url} failed: ${response.status} ${text}`);
+      const command = JSON.parse(text) as { type?: string; parameter?: unknown };
+      if (command.type !== 'parameter' || typeof command.parameter !== 'string')
+        throw new Error(`unexpected command from NNI on ${this.url}: ${text}`);
+      return checkParameterRecord(JSON.parse(command.parameter));
+    }
+  }
+
+  sendMetric(record: string): Promise<void> {
+    return this.put({ type: 'metric', metric: record });
+  }
+}
