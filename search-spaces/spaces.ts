@@ -292,6 +292,33 @@ export function specOfSearchSpace(data: unknown): SpaceSpec {
   return spec;
 }
 
+/**
+ * The spec a parameter dict belongs to, read from its keys with the full op registry: a trial
+ * needs only the genotype, so it does not need the space file (an op subset in the file cannot
+ * produce values outside the registry). `fromParams` then validates every key.
+ */
+export function specOfParams(params: unknown): SpaceSpec {
+  if (typeof params !== 'object' || params === null || Array.isArray(params))
+    throw new ValidationError('parameters', [`expected an object of decisions, got ${JSON.stringify(params)}`]);
+  const keys = Object.keys(params);
+  const kind = KIND_MARKERS.find(([, marker]) => keys.includes(marker))?.[0];
+  if (!kind)
+    throw new ValidationError('parameters', [
+      `not from an ENAS space: expected one of the keys ${KIND_MARKERS.map(([, m]) => `"${m}"`).join(', ')}`,
+    ]);
+  const count = (re: RegExp) => keys.filter((k) => re.test(k)).length;
+  switch (kind) {
+    case 'macro':
+      return { space: kind, layers: count(/^layer_\d+_op$/), ops: MACRO_OPS };
+    case 'micro':
+      return { space: kind, nodes: count(/^normal_node_\d+_op_1$/), ops: MICRO_OPS };
+    case 'rnn':
+      return { space: kind, nodes: count(/^node_\d+_act$/), ops: RNN_ACTIVATIONS };
+    case 'nb201':
+      return { space: kind, ops: NB201_OPS };
+  }
+}
+
 /** Number of architectures in a space (for messages and docs; a float, it can exceed 2^53). */
 export function spaceSize(spec: SpaceSpec): number {
   return decisions(spec).reduce((n, d) => n * d.choices.length, 1);

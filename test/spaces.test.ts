@@ -10,6 +10,7 @@ import {
   fromParams,
   fromTokens,
   searchSpaceOf,
+  specOfParams,
   specOfSearchSpace,
   toParams,
   toTokens,
@@ -142,6 +143,19 @@ describe('genotype conversions', () => {
     expect(nb201ArchString(genotype as never)).toBe(
       '|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|',
     );
+  });
+});
+
+describe('parameters without the space file', () => {
+  it.each(KINDS)('%s: a trial recovers the genotype from the parameter dict alone', (kind) => {
+    const spec = kind === 'macro' ? ({ ...DEFAULT_SPECS.macro, layers: 5 } as SpaceSpec) : DEFAULT_SPECS[kind];
+    const params = toParams(fromTokens(spec, randomTokens(spec, new Random(1))), spec);
+    expect(fromParams(specOfParams(params), params)).toEqual(fromParams(spec, params));
+  });
+
+  it('refuses foreign parameter dicts, naming what it expected', () => {
+    expect(problemsOf(() => specOfParams({ lr: 0.1 }))[0]).toMatch(/not from an ENAS space: expected one of the keys "layer_0_op"/);
+    expect(problemsOf(() => specOfParams('x'))[0]).toMatch(/expected an object/);
   });
 });
 
