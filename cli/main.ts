@@ -4,12 +4,16 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchCommand } from './bench.js';
+import { compareCommand } from './compare.js';
 import { spaceCommand } from './space.js';
 
 try {
   await yargs(hideBin(process.argv))
     .scriptName('nni-enas')
     .command(spaceCommand)
+    .command(compareCommand)
+    .command(benchCommand)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .help()

@@ -1,0 +1,72 @@
+/*
+ * `nni-enas bench`: benchmarks that run without NNI and write their results as run directories
+ * (common/results.ts) for `nni-enas compare`.
+ */
+import { existsSync } from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { defaultNb201TablePath } from '../trial/nb201-table.js';
+
+interface TunersArgs {
+  table?: string;
+  seeds: number;
+  budget: number;
+  strategies: ('enas' | 'random')[];
+  out: string;
+  'learning-rate'?: number;
+  'num-aggregate'?: number;
+}
+
+const tunersCommand: CommandModule<object, TunersArgs> = {
+  command: 'tuners',
+  describe: 'ENAS controller vs. uniform random on the NAS-Bench-201 table: one run directory per (strategy, seed)',
+  builder: (y) =>
+    y
+      .option('table', { type: 'string', describe: 'NAS-Bench-201 CSV (default: ../shared/data/nasbench201/nb201-cifar10valid.csv)' })
+      .option('seeds', { type: 'number', default: 20, describe: 'runs per strategy (seeds 0…n−1)' })
+      .option('budget', { type: 'number', default: 200, describe: 'table queries per run' })
+      .option('strategies', { type: 'string', array: true, choices: ['enas', 'random'] as const, default: ['enas', 'random'] as ('enas' | 'random')[], describe: 'controller policies to run' })
+      .option('out', { type: 'string', demandOption: true, describe: 'directory for the run directories (must not hold these runs yet)' })
+      .option('learning-rate', { type: 'number', describe: "controller Adam learning rate (default: the controller's NB201 default)" })
+      .option('num-aggregate', { type: 'number', describe: 'rewards per controller update (default: the controller\'s NB201 default)' })
+      .example('$0 bench tuners --seeds 20 --budget 200 --out runs/nb201 && $0 compare runs/nb201 --report-extra test --out report/', 'benchmark, then report test accuracy of the best-by-validation cell')
+      .example('$0 bench tuners --strategies enas --learning-rate 0.05 --num-aggregate 1 --out runs/enas-lr0.05', 'a controller that learns faster within a small budget'),
+  handler: async (args) => {
+    try {
+      await benchTuners(args);
+    } catch (error) {
+      // One line, as cli/main.ts does: yargs would answer a rejected handler with its usage text and a stack trace.
+      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 2;
+    }
+  },
+};
+
+async function benchTuners(args: TunersArgs): Promise<void> {
+  for (const [name, value] of [['--seeds', args.seeds], ['--budget', args.budget]] as const)
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
+  const tablePath = args.table ?? defaultNb201TablePath();
+  if (!existsSync(tablePath)) throw new Error(`no NAS-Bench-201 table at ${tablePath}; pass --table`);
+  // Loaded here so that other commands do not pay for TensorFlow.js at start-up.
+  const { runTunerBenchmark } = await import('../bench/tuners.js');
+  const dirs = await runTunerBenchmark({
+    tablePath,
+    strategies: [...new Set(args.strategies)],
+    seeds: args.seeds,
+    budget: args.budget,
+    out: args.out,
+    controller: {
+      ...(args['learning-rate'] !== undefined && { learningRate: args['learning-rate'] }),
+      ...(args['num-aggregate'] !== undefined && { numAggregate: args['num-aggregate'] }),
+    },
+    log: (line) => console.error(line),
+  });
+  console.error(`wrote ${dirs.length} run directories under ${args.out}; compare them with: nni-enas compare ${args.out} --report-extra test`);
+}
+
+export const benchCommand: CommandModule = {
+  command: 'bench <benchmark>',
+  describe: 'benchmarks without NNI that write run directories for `compare`',
+  builder: (y) => y.command(tunersCommand).demandCommand(1, 'name a benchmark; see --help'),
+  // The subcommands do the work.
+  handler: () => {},
+};
