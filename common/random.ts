@@ -30,6 +30,13 @@ export class Random {
     return Array.from(this.s);
   }
 
+  /** Continues the stream from a saved `state` (a checkpoint's), in place. */
+  restore(state: readonly number[]): void {
+    if (state.length !== 4 || !state.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) || state.every((w) => w === 0))
+      throw new RangeError(`random state ${JSON.stringify(state)} is not four 32-bit words, not all zero`);
+    this.s.set(state);
+  }
+
   /** A uniform 32-bit unsigned integer. */
   nextUint32(): number {
     const s = this.s;

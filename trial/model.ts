@@ -4,6 +4,7 @@
  * trials, the embedded runner, benchmarks).
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { Random } from '../common/random.js';
 import type { Genotype } from '../search-spaces/genotype.js';
 
 /** A minibatch. Images: x [B,H,W,C] float32, y [B] int32. Text: x [B,T] int32 token ids, y [B,T] int32 next tokens. */
@@ -31,6 +32,11 @@ export interface TrainableModel<G extends Genotype = Genotype> {
    * optimiser slots and batch-norm moving statistics. This is exactly what the weight store saves.
    */
   readonly state: ReadonlyMap<string, tf.Variable>;
+  /**
+   * The model's stream of random draws (dropout and drop-path masks), so that a checkpoint can
+   * save and restore it and a resumed run draws the same masks as an uninterrupted one.
+   */
+  readonly random?: Random;
   /** One optimisation step of architecture `g` on `batch` at learning rate `lr`. */
   trainStep(g: G, batch: Batch, lr: number): StepStats;
   /** Scores architecture `g` on `batch` with the current weights; changes nothing. */

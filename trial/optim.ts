@@ -1,0 +1,110 @@
+/*
+ * The child optimizer of the CIFAR scripts (ENAS.md §3): SGD with Nesterov momentum 0.9 and L2
+ * λ·Σw², and the cosine learning rate with warm restarts at epoch granularity. The supernets and
+ * fixed networks call `apply` once per step; whoever drives training picks the lr with `cosineLr`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface NesterovOptions {
+  /** λ of the loss term λ·Σw² (gradient 2λw, ENAS.md "Loss convention"). */
+  l2: number;
+  /** ENAS.md: momentum 0.9, Nesterov, for every CIFAR column. */
+  momentum?: number;
+}
+
+/**
+ * TF's MomentumOptimizer with use_nesterov: g ← ∇ + 2λw; a ← μa + g; w ← w − lr·(g + μa).
+ * No gradient clipping: the reference's clipping is a no-op (ENAS.md §3).
+ *
+ * The update runs on the host over typed arrays. A step touches hundreds of small variables, and
+ * the eight or so tf kernels per variable would cost more in dispatch than the arithmetic.
+ */
+export class NesterovMomentum {
+  private readonly momentum: number;
+  private readonly slots = new Map<string, { variable: tf.Variable; accumulator: tf.Variable }>();
+
+  constructor(private readonly options: NesterovOptions) {
+    this.momentum = options.momentum ?? 0.9;
+  }
+
+  /** Declares the accumulator `<name>/momentum` of every trainable variable; returns them by name. */
+  addSlots(variables: ReadonlyMap<string, tf.Variable>): Map<string, tf.Variable> {
+    const added = new Map<string, tf.Variable>();
+    for (const [name, variable] of variables) {
+      if (!variable.trainable) continue;
+      const zeros = tf.zerosLike(variable);
+      const accumulator = tf.variable(zeros, false);
+      zeros.dispose();
+      added.set(`${name}/momentum`, accumulator);
+      this.slots.set(variable.name, { variable, accumulator });
+    }
+    return added;
+  }
+
+  /**
+   * Updates exactly the variables in `grads` (keyed by tf.Variable name, as tf.variableGrads
+   * returns them). L2 applies to those variables only: the ones used in this step.
+   */
+  apply(grads: tf.NamedTensorMap, lr: number): void {
+    const mu = this.momentum;
+    const decay = 2 * this.options.l2;
+    for (const [key, grad] of Object.entries(grads)) {
+      const slot = this.slots.get(key);
+      if (!slot) throw new Error(`gradient for a variable without an optimizer slot (${key})`);
+      const w = slot.variable.dataSync();
+      const a = slot.accumulator.dataSync();
+      const g = grad.dataSync();
+      const nextW = new Float32Array(w.length);
+      const nextA = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) {
+        const gi = g[i]! + decay * w[i]!;
+        const ai = mu * a[i]! + gi;
+        nextA[i] = ai;
+        nextW[i] = w[i]! - lr * (gi + mu * ai);
+      }
+      assignValues(slot.accumulator, nextA);
+      assignValues(slot.variable, nextW);
+    }
+  }
+}
+
+/** Replaces a variable's value with host values. */
+export function assignValues(variable: tf.Variable, values: Float32Array): void {
+  const value = tf.tensor(values, variable.shape);
+  variable.assign(value);
+  value.dispose();
+}
+
+/** Cosine annealing with warm restarts (ENAS.md §3), in epochs. */
+export interface CosineRestarts {
+  lrMax: number;
+  lrMin: number;
+  /** Length of the first period in epochs. */
+  t0: number;
+  /** Each period is `tMul` times longer than the previous one. */
+  tMul: number;
+}
+
+/** The four CIFAR columns of the ENAS.md hyperparameter table. */
+export const REFERENCE_LR: Record<'macroSearch' | 'macroFinal' | 'microSearch' | 'microFinal', CosineRestarts> = {
+  macroSearch: { lrMax: 0.05, lrMin: 0.0005, t0: 10, tMul: 2 },
+  macroFinal: { lrMax: 0.05, lrMin: 0.001, t0: 10, tMul: 2 },
+  microSearch: { lrMax: 0.05, lrMin: 0.0005, t0: 10, tMul: 2 },
+  microFinal: { lrMax: 0.05, lrMin: 0.0001, t0: 10, tMul: 2 },
+};
+
+/**
+ * lr = lr_min + ½(lr_max − lr_min)(1 + cos(π·T_cur/T_i)), constant within an epoch (the
+ * reference computes it from `step // batches_per_epoch`); periods 10, 20, 40, … restart at epochs
+ * 10, 30, 70, 150, 310, 630. `epoch` is 0-based; a fractional epoch is floored.
+ */
+export function cosineLr(epoch: number, schedule: CosineRestarts): number {
+  let start = 0;
+  let period = schedule.t0;
+  const e = Math.floor(epoch);
+  while (e >= start + period) {
+    start += period;
+    period *= schedule.tMul;
+  }
+  return schedule.lrMin + 0.5 * (schedule.lrMax - schedule.lrMin) * (1 + Math.cos((Math.PI * (e - start)) / period));
+}
