@@ -2,8 +2,10 @@
  * `nni-enas bench`: benchmarks that run without NNI and write their results as run directories
  * (common/results.ts) for `nni-enas compare`.
  */
-import { existsSync } from 'node:fs';
-import type { CommandModule } from 'yargs';
+import { existsSync, writeFileSync } from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { benchController, benchDefaultTrial, benchSupernets, formatRows, type BenchRow, type SupernetSpace } from '../bench/supernet.js';
+import { BACKENDS, type BackendName } from '../trial/backend.js';
 import { defaultNb201TablePath } from '../trial/nb201-table.js';
 
 interface TunersArgs {
@@ -63,10 +65,70 @@ async function benchTuners(args: TunersArgs): Promise<void> {
   console.error(`wrote ${dirs.length} run directories under ${args.out}; compare them with: nni-enas compare ${args.out} --report-extra test`);
 }
 
+interface SupernetArgs {
+  space: SupernetSpace[];
+  backends: BackendName[];
+  steps: number;
+  python?: string;
+  'torch-threads': number;
+  json?: string;
+}
+
+const supernetOptions = (y: Argv) =>
+  y
+    .option('backends', {
+      type: 'string',
+      array: true,
+      choices: BACKENDS,
+      default: ['tensorflow', 'wasm'] as BackendName[],
+      describe: 'TensorFlow.js backends to measure (absent ones are reported and skipped; cpu is a pure-JS reference, ~50× slower than wasm)',
+    })
+    .option('steps', { type: 'number', default: 5, describe: 'timed steps per measurement, after warm-up' })
+    .option('python', { type: 'string', describe: 'a python3 with torch for the PyTorch comparison (default: /usr/bin/python3 or python3 if either imports torch)' })
+    .option('torch-threads', { type: 'number', default: 2, describe: 'PyTorch threads (the machine has 2 cores)' })
+    .option('json', { type: 'string', describe: 'also write the rows as JSON lines to this file' });
+
+function report(rows: BenchRow[], json?: string): void {
+  console.log(formatRows(rows));
+  const lines = rows.map((row) => JSON.stringify(row)).join('\n') + '\n';
+  if (json) writeFileSync(json, lines);
+  else process.stdout.write(lines);
+}
+
+const supernetCommand: CommandModule<object, SupernetArgs> = {
+  command: 'supernet',
+  describe: 'supernet train/inference throughput per backend (and vs. the identical PyTorch model), store save/load, process start-up',
+  builder: (y) =>
+    supernetOptions(y)
+      .option('space', { type: 'string', array: true, choices: ['micro', 'macro', 'rnn'] as const, default: ['micro'] as SupernetSpace[] })
+      .example('$0 bench supernet --space micro rnn', 'micro on Fashion-MNIST shapes (28×28×1, batch 64, 20 channels) and the KJV-sized RNN'),
+  handler: (args) => {
+    const log = (line: string) => console.error(line);
+    report(benchSupernets({ spaces: args.space, backends: args.backends, steps: args.steps, python: args.python, torchThreads: args['torch-threads'], log }), args.json);
+  },
+};
+
+const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
+  command: 'all',
+  describe: 'every performance benchmark: supernets (all spaces), controller latency, trial start-up, store I/O, NNI-overhead share of a default trial',
+  builder: (y) => supernetOptions(y).example('$0 bench all --json bench-all.jsonl', 'the table on stdout, JSON lines in a file'),
+  handler: async (args) => {
+    const log = (line: string) => console.error(line);
+    // Loaded here: the controller brings TensorFlow.js, which other commands need not pay for.
+    const { CONTROLLER_BACKEND } = await import('../tuner/controller.js');
+    const rows = [
+      ...benchSupernets({ spaces: ['micro', 'macro', 'rnn'], backends: args.backends, steps: args.steps, python: args.python, torchThreads: args['torch-threads'], log }),
+      ...benchController(CONTROLLER_BACKEND, log),
+      ...benchDefaultTrial(log),
+    ];
+    report(rows, args.json);
+  },
+};
+
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
   describe: 'benchmarks without NNI that write run directories for `compare`',
-  builder: (y) => y.command(tunersCommand).demandCommand(1, 'name a benchmark; see --help'),
+  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(allCommand).demandCommand(1, 'name a benchmark; see --help'),
   // The subcommands do the work.
   handler: () => {},
 };
