@@ -1,15 +1,18 @@
 /*
  * Chooses the fastest TensorFlow.js backend that actually loads here:
  * tensorflow (tfjs-node-gpu, then tfjs-node) > wasm > cpu, with a one-line warning per fallback.
+ * wasm and cpu get our training kernels (trial/kernels) before first use: without them stock
+ * wasm cannot train convolutions or embeddings at all, and both compute wrong pool gradients.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { registerTrainingKernels } from './kernels/index.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 export interface BackendInfo {
   name: BackendName;
-  /** Where it came from, e.g. "@tensorflow/tfjs-node" or "@tensorflow/tfjs-backend-wasm (simd)". */
+  /** Where it came from, e.g. "@tensorflow/tfjs-node" or "@tensorflow/tfjs-backend-wasm (simd, 1 thread)". */
   detail: string;
 }
 
@@ -28,13 +31,17 @@ async function tryTensorflow(): Promise<string> {
 }
 
 async function tryWasm(): Promise<string> {
-  await import('@tensorflow/tfjs-backend-wasm');
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  registerTrainingKernels('wasm');
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
-  return '@tensorflow/tfjs-backend-wasm';
+  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+  const threads = wasm.getThreadsCount();
+  return `@tensorflow/tfjs-backend-wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
 async function tryCpu(): Promise<string> {
   await import('@tensorflow/tfjs-backend-cpu');
+  registerTrainingKernels('cpu');
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
   return '@tensorflow/tfjs-backend-cpu';
 }
