@@ -44,8 +44,8 @@ const LR = 0.05;
 
 // Host time of the optimizer, measured by wrapping its one entry point.
 let optimizerMs = 0;
-const apply = NesterovMomentum.prototype.apply;
-NesterovMomentum.prototype.apply = function (this: NesterovMomentum, ...args: Parameters<typeof apply>) {
+const apply = NesterovMomentum.prototype.applyHost;
+NesterovMomentum.prototype.applyHost = function (this: NesterovMomentum, ...args: Parameters<typeof apply>) {
   const start = performance.now();
   apply.apply(this, args);
   optimizerMs += performance.now() - start;

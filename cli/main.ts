@@ -6,17 +6,27 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { benchCommand } from './bench.js';
 import { compareCommand } from './compare.js';
+import { deriveCommand } from './derive.js';
+import { retrainCommand } from './retrain.js';
+import { searchCommand } from './search.js';
 import { spaceCommand } from './space.js';
 
 try {
   await yargs(hideBin(process.argv))
     .scriptName('nni-enas')
     .command(spaceCommand)
+    .command(searchCommand)
+    .command(deriveCommand)
+    .command(retrainCommand)
     .command(compareCommand)
     .command(benchCommand)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .help()
+    // Thrown instead of yargs' usage dump with a stack trace, so the catch below prints one line.
+    .fail((message, error) => {
+      throw error ?? new Error(`${message} (see --help)`);
+    })
     .parseAsync();
 } catch (error) {
   // One line for the user, not a stack trace.

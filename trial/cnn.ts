@@ -55,6 +55,8 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
   private readonly optimizer: NesterovMomentum;
   private readonly stateMap = new Map<string, tf.Variable>();
   private trainables: tf.Variable[] = [];
+  /** State name of each variable, by tf.Variable name (the keys of tf.variableGrads). */
+  private readonly stateNames = new Map<string, string>();
 
   protected constructor(
     config: ClassifierConfig,
@@ -77,13 +79,29 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
   /** Adds the optimizer slots; the state is complete afterwards. */
   protected seal(): void {
     const slots = this.optimizer.addSlots(this.store.variables);
-    for (const [name, variable] of [...this.store.variables, ...slots]) this.stateMap.set(name, variable);
+    for (const [name, variable] of [...this.store.variables, ...slots]) {
+      this.stateMap.set(name, variable);
+      this.stateNames.set(variable.name, name);
+    }
     this.trainables = [...this.store.variables.values()].filter((v) => v.trainable);
   }
 
   protected abstract forward(g: G, x: tf.Tensor4D, pass: Pass): ForwardResult;
 
   trainStep(g: G, batch: Batch, lr: number): StepStats {
+    const { grads, stats } = this.computeGradients(g, batch);
+    this.applyGradients(grads, lr);
+    return stats;
+  }
+
+  /**
+   * The forward and backward half of `trainStep`: the loss gradients (mean over `batch`) of the
+   * variables that received one, keyed by state name, read back to the host. Batch-norm moving
+   * statistics (and the fixed micro network's step counter) are updated as in `trainStep`; the
+   * weights and optimizer slots are not. Data parallelism (trial/parallel.ts) averages these
+   * over shards and hands the mean to `applyGradients` on every replica.
+   */
+  computeGradients(g: G, batch: Batch): { grads: Map<string, Float32Array>; stats: StepStats } {
     const pass = new Pass(true, this.rng, this.constants);
     let stats: tf.Tensor | undefined;
     const { value, grads } = tf.variableGrads(() => {
@@ -94,14 +112,33 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
       return auxLogits ? tf.add(ce, tf.mul(crossEntropy(auxLogits, labels), this.auxWeight)) : ce;
     }, this.trainables);
     pass.release();
-    // Only the variables of the sampled subgraph have a gradient, so only they move: unlike the
-    // TF reference, where L2 and momentum also update every unchosen shared weight each step.
-    this.optimizer.apply(grads, lr);
+    const host = new Map<string, Float32Array>();
+    for (const [key, grad] of Object.entries(grads)) {
+      const name = this.stateNames.get(key);
+      if (name === undefined) throw new Error(`gradient for an unknown variable (${key})`);
+      host.set(name, grad.dataSync() as Float32Array);
+    }
     value.dispose();
     tf.dispose(grads);
     const [loss, acc] = stats!.dataSync();
     stats!.dispose();
-    return { loss: loss!, accuracy: acc! };
+    return { grads: host, stats: { loss: loss!, accuracy: acc! } };
+  }
+
+  /**
+   * The update half of `trainStep`: one Nesterov step of exactly the variables in `grads`
+   * (keyed by state name, as `computeGradients` returns them).
+   */
+  applyGradients(grads: ReadonlyMap<string, Float32Array>, lr: number): void {
+    // Only the variables of the sampled subgraph have a gradient, so only they move: unlike the
+    // TF reference, where L2 and momentum also update every unchosen shared weight each step.
+    const byKey: [string, Float32Array][] = [];
+    for (const [name, grad] of grads) {
+      const variable = this.stateMap.get(name);
+      if (!variable) throw new Error(`gradient for an unknown state name (${name})`);
+      byKey.push([variable.name, grad]);
+    }
+    this.optimizer.applyHost(byKey, lr);
   }
 
   evaluate(g: G, batch: Batch): StepStats {

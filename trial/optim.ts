@@ -46,14 +46,22 @@ export class NesterovMomentum {
    * returns them). L2 applies to those variables only: the ones used in this step.
    */
   apply(grads: tf.NamedTensorMap, lr: number): void {
+    this.applyHost(
+      Object.entries(grads).map(([key, grad]) => [key, grad.dataSync() as Float32Array]),
+      lr,
+    );
+  }
+
+  /** `apply` with the gradients already on the host, keyed by tf.Variable name. */
+  applyHost(grads: Iterable<readonly [string, ArrayLike<number>]>, lr: number): void {
     const mu = this.momentum;
     const decay = 2 * this.options.l2;
-    for (const [key, grad] of Object.entries(grads)) {
+    for (const [key, g] of grads) {
       const slot = this.slots.get(key);
       if (!slot) throw new Error(`gradient for a variable without an optimizer slot (${key})`);
       const w = slot.variable.dataSync();
       const a = slot.accumulator.dataSync();
-      const g = grad.dataSync();
+      if (g.length !== w.length) throw new Error(`gradient of ${key} has ${g.length} values, the variable ${w.length}`);
       const nextW = new Float32Array(w.length);
       const nextA = new Float32Array(w.length);
       for (let i = 0; i < w.length; i++) {

@@ -1,0 +1,141 @@
+/*
+ * `nni-enas search`: the embedded ENAS search (embedded/search.ts), configured by the same
+ * config.yml NNI uses, sized by a preset, resumable after a stop or a crash.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { RUN_FILE } from '../common/results.js';
+import { BACKENDS, type BackendName } from '../trial/backend.js';
+import { PRESET_NAMES, type PresetName } from '../embedded/presets.js';
+import { checkSchedule, readSettings, resolveSearchSettings, SETTINGS_FILE, writeSettings, type SearchSettings } from '../embedded/settings.js';
+
+export interface SearchArgs {
+  config: string;
+  preset: PresetName;
+  out?: string;
+  resume: boolean;
+  epochs?: number;
+  'controller-steps'?: number;
+  'num-aggregate'?: number;
+  'derive-samples'?: number;
+  seed?: number;
+  subset?: number;
+  channels?: number;
+  layers?: number;
+  hidden?: number;
+  'batch-size'?: number;
+  backend?: BackendName;
+}
+
+/** Options `--resume` cannot change: the checkpoint was made with them. */
+const FIXED_ON_RESUME = ['preset', 'controller-steps', 'num-aggregate', 'seed', 'subset', 'channels', 'layers', 'hidden', 'batch-size'] as const;
+
+/** Run directory by default: runs/<experimentName>-<preset> under the working directory. */
+const defaultRunDir = (settings: SearchSettings): string => resolve('runs', `${settings.experimentName}-${settings.preset}`);
+
+/**
+ * Initialises the TensorFlow.js backend. Fallback warnings are shown only when the run ends up
+ * on the slow cpu backend: falling back from tfjs-node, which cannot be installed here, to wasm
+ * is the normal case (TFJS-BACKENDS.md §1), and the chosen backend is printed anyway.
+ */
+export async function startBackend(forced: BackendName | undefined, print: (line: string) => void): Promise<string> {
+  const { setupBackend } = await import('../trial/backend.js');
+  const warnings: string[] = [];
+  const backend = await setupBackend(forced, (line) => warnings.push(line));
+  if (backend.name === 'cpu') for (const line of warnings) print(line);
+  return backend.detail;
+}
+
+/** Adds the sizing options shared by search and retrain. */
+export function addSizeOptions<T>(y: Argv<T>): Argv<T> {
+  return y
+    .option('subset', { type: 'number', describe: 'images per class of each split (text: tokens per split) instead of the preset\'s' })
+    .option('channels', { type: 'number', describe: 'CNN channels of the first stage' })
+    .option('hidden', { type: 'number', describe: 'rnn: hidden and embedding size' })
+    .option('batch-size', { type: 'number', describe: 'training batch' })
+    .option('seed', { type: 'number', describe: 'seeds weights, data order, augmentation and the controller' })
+    .option('backend', { choices: BACKENDS, describe: 'TensorFlow.js backend (default: the fastest that loads)' }) as Argv<T>;
+}
+
+export const searchCommand: CommandModule<object, SearchArgs> = {
+  command: 'search',
+  describe: 'run the ENAS search in this process (no NNI): child and controller phases per epoch, checkpoints, derive',
+  builder: (y) =>
+    addSizeOptions(
+      y
+        .option('config', { type: 'string', default: 'config.yml', describe: 'NNI experiment config: search space, tuner.classArgs, trialCommand' })
+        .option('preset', { choices: PRESET_NAMES, default: 'default' as PresetName, describe: 'size: tiny (seconds), default (≈30 min on 2 cores), large (reference scale)' })
+        .option('out', { type: 'string', describe: 'run directory (default runs/<experimentName>-<preset>)' })
+        .option('resume', { type: 'boolean', default: false, describe: 'continue the search in the run directory from its checkpoint' })
+        .option('epochs', { type: 'number', describe: 'epochs of the whole search (with --resume: extend a finished one)' })
+        .option('controller-steps', { type: 'number', describe: 'controller updates per epoch (reference: micro 30, macro 50, rnn 100)' })
+        .option('num-aggregate', { type: 'number', describe: 'rewards per controller update (overrides classArgs num_aggregate)' })
+        .option('derive-samples', { type: 'number', describe: 'architectures the closing derive samples' })
+        .option('layers', { type: 'number', describe: 'micro: num_layers, the supernet has num_layers + 2 cells' }),
+    )
+      .example('$0 search --config config.yml', 'micro search on Fashion-MNIST, about 30 minutes on 2 cores')
+      .example('$0 search --config config.yml --resume', 'continue it after Ctrl-C or a crash')
+      .example('$0 search --config config.yml --preset tiny --out /tmp/smoke', 'a smoke run of a few seconds'),
+  handler: async (args) => {
+    const [{ runSearch }, { catchInterrupts }, { ProgressLine, count }] = await Promise.all([
+      import('../embedded/search.js'),
+      import('../embedded/interrupt.js'),
+      import('../embedded/progress.js'),
+    ]);
+    const progress = new ProgressLine();
+    const print = (line: string) => progress.log(line, process.stdout);
+    const overrides = {
+      preset: args.preset,
+      epochs: args.epochs,
+      controllerSteps: args['controller-steps'],
+      numAggregate: args['num-aggregate'],
+      deriveSamples: args['derive-samples'],
+      seed: args.seed,
+      backend: args.backend,
+      trial: { subset: args.subset, channels: args.channels, layers: args.layers, hidden: args.hidden, batchSize: args['batch-size'] },
+    };
+    let settings: SearchSettings;
+    let runDir: string;
+    if (args.resume) {
+      const given = FIXED_ON_RESUME.filter((flag) => process.argv.some((word) => word === `--${flag}` || word.startsWith(`--${flag}=`)));
+      if (given.length) throw new Error(`--resume continues a search with its own settings; --${given.join(', --')} cannot change them`);
+      // The config is only needed to name the default run directory.
+      runDir = resolve(args.out ?? defaultRunDir(resolveSearchSettings(args.config, overrides).settings));
+      settings = readSettings(runDir);
+      if (args.epochs !== undefined && args.epochs !== settings.schedule.epochs) {
+        settings = { ...settings, schedule: { ...settings.schedule, epochs: args.epochs } };
+        checkSchedule(settings.schedule);
+        writeSettings(runDir, settings);
+      }
+    } else {
+      const resolved = resolveSearchSettings(args.config, overrides);
+      settings = resolved.settings;
+      runDir = resolve(args.out ?? defaultRunDir(settings));
+      checkSchedule(settings.schedule);
+      if (existsSync(join(runDir, SETTINGS_FILE)) || existsSync(join(runDir, RUN_FILE)))
+        throw new Error(`${runDir} already holds a search: pass --resume to continue it, or --out for a new one`);
+      for (const note of resolved.notes) print(`note: ${note}`);
+    }
+    const backend = await startBackend(args.backend ?? settings.backend ?? undefined, print);
+    print(`nni-enas search: ${settings.spec.space} space from ${settings.config}, backend ${backend}`);
+    const stop = catchInterrupts((line) => print(line));
+    try {
+      const outcome = await runSearch(runDir, settings, args.resume, { print, progress, stop });
+      if (!outcome.finished) {
+        print(`stopped after ${count(outcome.epochs, 'epoch')}; checkpoint written. Continue with:`);
+        print(`  npx nni-enas search --config ${args.config} --out ${runDir} --resume`);
+        process.exitCode = 130;
+        return;
+      }
+      if (!outcome.derived) {
+        print(`search finished (${count(outcome.epochs, 'epoch')}); derive was stopped. Derive with: npx nni-enas derive --run ${runDir}`);
+        return;
+      }
+      print(`search finished: ${count(outcome.epochs, 'epoch')}; best architecture in ${outcome.derived.files.join(', ')}`);
+      print(`retrain it with: npx nni-enas retrain --arch ${outcome.derived.files[0]}`);
+    } finally {
+      stop.dispose();
+    }
+  },
+};

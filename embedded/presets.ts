@@ -1,0 +1,141 @@
+/*
+ * Size presets of the embedded runner, per space: how large the model, how much data, how many
+ * epochs and controller steps a search takes, and the same for retraining. `large` is the
+ * reference scale (ENAS.md hyperparameter tables); `default` is sized from throughput measured on
+ * the project's 2-core CPU machine to finish in about half an hour (docs/embedded.md has the
+ * numbers); `tiny` runs in seconds for tests and smoke runs.
+ */
+
+export const PRESET_NAMES = ['tiny', 'default', 'large'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+/** The spaces that have a supernet and fixed networks (NAS-Bench-201 is only looked up). */
+export type TrainableSpace = 'macro' | 'micro' | 'rnn';
+
+/** Trial flags a preset sets (trial/options.ts: --subset, --channels, …). */
+export interface TrialSizes {
+  subset?: number;
+  channels?: number;
+  layers?: number;
+  hidden?: number;
+  batchSize?: number;
+  evalBatchSize?: number;
+  bptt?: number;
+}
+
+/** How a search proceeds, epoch by epoch (ENAS.md §3). */
+export interface SearchSchedule {
+  epochs: number;
+  /** Controller updates per epoch (the reference's controller_train_steps); each takes numAggregate rewards. */
+  controllerSteps: number;
+  /** Architectures sampled, scored on one validation batch and printed after each epoch (ENAS.md §3 step 3). */
+  reportSamples: number;
+  /** Architectures the closing derive samples (ENAS.md §4). */
+  deriveSamples: number;
+  /** Validation batches derive scores each sample on; null for the whole validation split. */
+  deriveValidBatches: number | null;
+}
+
+export interface SearchPreset {
+  trial: TrialSizes;
+  schedule: SearchSchedule;
+  /** Overrides classArgs num_aggregate (tiny only: a handful of rewards per update). */
+  numAggregate?: number;
+}
+
+/**
+ * Measured on this machine (2 vCPU, loaded by other work; docs/embedded.md): the micro supernet
+ * at C=8 with 3+2 cells trains ≈ … img/s on Fashion-MNIST. `default` therefore searches on 300
+ * images per class (3,000 training, 3,000 validation images) for 10 epochs: the first cosine
+ * period of the reference schedule ends exactly there (ENAS.md §3).
+ */
+export const SEARCH_PRESETS: Record<PresetName, Record<TrainableSpace, SearchPreset>> = {
+  tiny: {
+    micro: {
+      trial: { subset: 4, channels: 4, layers: 1, batchSize: 20, evalBatchSize: 20 },
+      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null },
+      numAggregate: 2,
+    },
+    macro: {
+      trial: { subset: 4, channels: 4, batchSize: 20, evalBatchSize: 20 },
+      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null },
+      numAggregate: 2,
+    },
+    rnn: {
+      trial: { subset: 2000, hidden: 16, batchSize: 4, evalBatchSize: 4, bptt: 10 },
+      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null },
+      numAggregate: 2,
+    },
+  },
+  default: {
+    micro: {
+      trial: { subset: 300, channels: 8, layers: 3, batchSize: 64, evalBatchSize: 100 },
+      schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: 5 },
+    },
+    macro: {
+      trial: { subset: 300, channels: 12, batchSize: 64, evalBatchSize: 100 },
+      schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: 5 },
+    },
+    rnn: {
+      trial: { subset: 40_000, hidden: 64, batchSize: 32, evalBatchSize: 32, bptt: 35 },
+      schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: null },
+    },
+  },
+  // The reference search columns (ENAS.md tables): micro C=20, 6+2 cells, batch 160, 150 epochs, 30×10;
+  // macro C=36, 12 layers (from the space), batch 128, 310 epochs, 50×20; PTB 150 epochs (paper), 100×10.
+  large: {
+    micro: {
+      trial: { channels: 20, layers: 6, batchSize: 160, evalBatchSize: 100 },
+      schedule: { epochs: 150, controllerSteps: 30, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null },
+    },
+    macro: {
+      trial: { channels: 36, batchSize: 128, evalBatchSize: 100 },
+      schedule: { epochs: 310, controllerSteps: 50, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null },
+    },
+    rnn: {
+      trial: { hidden: 200, batchSize: 20, evalBatchSize: 20, bptt: 35 },
+      schedule: { epochs: 150, controllerSteps: 100, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null },
+    },
+  },
+};
+
+/** How a fixed network is retrained from scratch (ENAS.md §4 and the final columns of the tables). */
+export interface RetrainRecipe {
+  epochs: number;
+  batchSize: number;
+  evalBatchSize: number;
+  /** Images per class of the training and test sets, or tokens of each text split; unset: all. */
+  subset?: number;
+  /** CNN: channels of the first stage. */
+  channels?: number;
+  /** Micro: num_layers, the network has this many normal cells plus 2 reduction cells. */
+  cells?: number;
+  /** RNN: hidden and embedding size. */
+  hidden?: number;
+  /** Micro: the auxiliary head (weight 0.4) after the cell following the last reduction. */
+  auxHead: boolean;
+  /** Micro: drop-path keep-probability reached by the last cell at the end (1 turns it off). */
+  dropPathKeep: number;
+  /** Side of the cutout square, 0 for none (the released script has none; the paper's 2.89% used 16). */
+  cutout: number;
+}
+
+export const RETRAIN_PRESETS: Record<PresetName, Record<TrainableSpace, RetrainRecipe>> = {
+  tiny: {
+    micro: { epochs: 2, batchSize: 20, evalBatchSize: 20, subset: 4, channels: 4, cells: 1, auxHead: true, dropPathKeep: 0.6, cutout: 0 },
+    macro: { epochs: 2, batchSize: 20, evalBatchSize: 20, subset: 4, channels: 4, auxHead: false, dropPathKeep: 1, cutout: 0 },
+    rnn: { epochs: 2, batchSize: 4, evalBatchSize: 4, subset: 2000, hidden: 16, auxHead: false, dropPathKeep: 1, cutout: 0 },
+  },
+  default: {
+    micro: { epochs: 10, batchSize: 64, evalBatchSize: 100, subset: 500, channels: 12, cells: 3, auxHead: true, dropPathKeep: 0.6, cutout: 0 },
+    macro: { epochs: 10, batchSize: 64, evalBatchSize: 100, subset: 500, channels: 16, auxHead: false, dropPathKeep: 1, cutout: 0 },
+    rnn: { epochs: 10, batchSize: 32, evalBatchSize: 32, subset: 100_000, hidden: 128, auxHead: false, dropPathKeep: 1, cutout: 0 },
+  },
+  // micro_final: C=36, 15+2 cells, batch 144, 630 epochs, aux head, drop-path 0.6; macro_final: C=96,
+  // batch 100, 310 epochs; ptb_final: batch 64, 2000 epochs (H=748 in E; FixedRnn's default 400 here).
+  large: {
+    micro: { epochs: 630, batchSize: 144, evalBatchSize: 100, channels: 36, cells: 15, auxHead: true, dropPathKeep: 0.6, cutout: 0 },
+    macro: { epochs: 310, batchSize: 100, evalBatchSize: 100, channels: 96, auxHead: false, dropPathKeep: 1, cutout: 0 },
+    rnn: { epochs: 2000, batchSize: 64, evalBatchSize: 64, hidden: 748, auxHead: false, dropPathKeep: 1, cutout: 0 },
+  },
+};

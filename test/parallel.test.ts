@@ -1,0 +1,207 @@
+/*
+ * Data parallelism over worker threads (trial/parallel.ts) on tiny models and Fashion-MNIST
+ * at 14×14. Every model here has batch norm, so a 2-worker step is compared not with one process
+ * on the whole batch (ghost BN makes those differ) but with one process doing by hand what the
+ * workers do: the gradients of each half-batch on a replica with that worker's random stream,
+ * their shard-weighted mean, the same mean of the moving statistics, one update. A 1-worker model
+ * must equal the plain model exactly. The worker is the compiled dist/trial/parallel-worker.js
+ * (`npm test` runs tsc first).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { Random } from '../common/random.js';
+import type { MacroGenotype, MicroGenotype } from '../search-spaces/genotype.js';
+import { decisions, DEFAULT_SPECS, fromTokens, type SpaceSpec } from '../search-spaces/spaces.js';
+import { setupBackend, type BackendName } from '../trial/backend.js';
+import { DataParallelModel, parallelize, shardSizes, weightedAverage } from '../trial/parallel.js';
+import { buildFromRecipe, pack, replicaRandomState, type AnyClassifier, type ModelRecipe } from '../trial/parallel-recipe.js';
+import { assignModelState, readModelState } from '../trial/store-tf.js';
+import { batchAt, fashionTiny, type TinyImages } from './fashion-tiny.js';
+
+const BATCH = 16;
+const LR = 0.05;
+const MICRO: ModelRecipe = {
+  kind: 'micro-supernet',
+  config: { inputShape: [14, 14, 1], channels: 8, layers: 3, nodes: 3, seed: 1 },
+};
+const MACRO: ModelRecipe = { kind: 'macro-supernet', config: { inputShape: [14, 14, 1], channels: 8, layers: 4, seed: 1 } };
+const microSpec: SpaceSpec = { ...DEFAULT_SPECS.micro, nodes: 3 } as SpaceSpec;
+const macroSpec: SpaceSpec = { ...DEFAULT_SPECS.macro, layers: 4 } as SpaceSpec;
+
+let data: TinyImages;
+
+beforeAll(async () => {
+  await setupBackend((process.env['TEST_BACKEND'] as BackendName | undefined) ?? 'wasm');
+  data = fashionTiny(16);
+});
+
+afterAll(() => tf.dispose([data.x, data.y]));
+
+function randomArc<G>(spec: SpaceSpec, seed: number): G {
+  const rng = new Random(seed);
+  return fromTokens(spec, decisions(spec).map((d) => rng.int(d.choices.length))) as G;
+}
+
+function maxDiff(a: ReadonlyMap<string, ArrayLike<number>>, b: ReadonlyMap<string, ArrayLike<number>>): number {
+  expect([...b.keys()]).toEqual([...a.keys()]);
+  let diff = 0;
+  for (const [name, x] of a) {
+    const y = b.get(name)!;
+    for (let i = 0; i < x.length; i++) diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
+  }
+  return diff;
+}
+
+const hostState = (model: AnyClassifier): Map<string, Float32Array | Int32Array> =>
+  new Map([...model.state].map(([name, v]) => [name, v.dataSync<'float32' | 'int32'>().slice()]));
+
+/** The main-thread copy of a data-parallel model's state, on the host. */
+const mainCopy = (dp: DataParallelModel<never>): Map<string, Float32Array | Int32Array> =>
+  new Map([...dp.state].map(([name, v]) => [name, v.dataSync<'float32' | 'int32'>().slice()]));
+
+/** Halves of a batch, as DataParallelModel cuts them. */
+function halves(x: tf.Tensor, y: tf.Tensor): { x: tf.Tensor; y: tf.Tensor; rows: number }[] {
+  const [a, b] = shardSizes(x.shape[0]!, 2) as [number, number];
+  return [
+    { x: tf.slice(x, 0, a), y: tf.slice(y, 0, a), rows: a },
+    { x: tf.slice(x, a, b), y: tf.slice(y, a, b), rows: b },
+  ];
+}
+
+describe('DataParallelModel', () => {
+  it('with one worker equals the plain model bit for bit (micro supernet)', () => {
+    const g = randomArc<MicroGenotype>(microSpec, 3);
+    const plain = buildFromRecipe(MICRO);
+    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 1 });
+    try {
+      expect(maxDiff(hostState(plain), mainCopy(dp))).toBe(0);
+      for (let k = 0; k < 3; k++) {
+        const batch = batchAt(data, k, BATCH);
+        const a = plain.trainStep(g, batch, LR);
+        const b = dp.trainStep(g, batch, LR);
+        expect(b.loss).toBe(a.loss);
+        tf.dispose([batch.x, batch.y]);
+      }
+      const batch = batchAt(data, 5, BATCH);
+      expect(dp.evaluate(g, batch)).toEqual(plain.evaluate(g, batch));
+      tf.dispose([batch.x, batch.y]);
+      expect(maxDiff(hostState(plain), mainCopy(dp))).toBe(0);
+    } finally {
+      plain.dispose();
+      dp.dispose();
+    }
+  });
+
+  it('with two workers: replicas stay identical and match averaging half-batch gradients by hand (macro supernet, moving BN stats)', () => {
+    const g = randomArc<MacroGenotype>(macroSpec, 3);
+    const seed = MACRO.config.seed!;
+    const dp = new DataParallelModel<MacroGenotype>(MACRO, { workers: 2 });
+    const a = buildFromRecipe(MACRO);
+    const b = buildFromRecipe(MACRO);
+    b.random.restore(replicaRandomState(seed, 1, b.random.state));
+    try {
+      const movingNames = [...a.state].filter(([n, v]) => !v.trainable && !n.endsWith('/momentum')).map(([n]) => n);
+      expect(movingNames.some((n) => n.endsWith('moving_mean'))).toBe(true);
+      for (let k = 0; k < 4; k++) {
+        const batch = batchAt(data, k, BATCH);
+        const stats = dp.trainStep(g, batch, LR);
+        // By hand: each replica's half, the weighted mean of gradients and moving statistics, one update.
+        const [h0, h1] = halves(batch.x, batch.y);
+        const w = [h0!.rows / BATCH, h1!.rows / BATCH];
+        const before = movingNames.map((n) => a.state.get(n)!.dataSync().slice());
+        const r0 = a.computeGradients(g, h0!);
+        const r1 = b.computeGradients(g, h1!);
+        const grads = weightedAverage([pack(r0.grads), pack(r1.grads)], w);
+        const changed = movingNames.filter((n, i) => a.state.get(n)!.dataSync().some((v, j) => v !== before[i]![j]));
+        const moving = weightedAverage(
+          [a, b].map((m) => pack(changed.map((n) => [n, m.state.get(n)!.dataSync()] as const))),
+          w,
+        );
+        for (const m of [a, b]) {
+          m.applyGradients(new Map(grads.names.map((n, i) => [n, grads.data.subarray(sum(grads.lengths, i), sum(grads.lengths, i + 1))])), LR);
+          moving.names.forEach((n, i) => {
+            const v = m.state.get(n)!;
+            const t = tf.tensor(moving.data.subarray(sum(moving.lengths, i), sum(moving.lengths, i + 1)), v.shape);
+            v.assign(t);
+            t.dispose();
+          });
+        }
+        expect(stats.loss).toBeCloseTo(w[0]! * r0.stats.loss + w[1]! * r1.stats.loss, 5);
+        tf.dispose([batch.x, batch.y, h0!.x, h0!.y, h1!.x, h1!.y]);
+      }
+      const [s0, s1] = dp.replicaStates();
+      expect(maxDiff(s0!, s1!)).toBe(0);
+      // Same kernels on the same data in another thread: exactly equal.
+      expect(maxDiff(s0!, hostState(a))).toBe(0);
+      // The main-thread copy follows the replicas.
+      expect(maxDiff(s0!, mainCopy(dp))).toBe(0);
+    } finally {
+      a.dispose();
+      b.dispose();
+      dp.dispose();
+    }
+  });
+
+  it('learns; assigned state reaches every replica; close leaves no worker', async () => {
+    const g = randomArc<MicroGenotype>(microSpec, 4);
+    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2 });
+    const losses: number[] = [];
+    for (let k = 0; k < 24; k++) {
+      const batch = batchAt(data, k % 4, BATCH);
+      losses.push(dp.trainStep(g, batch, LR).loss);
+      tf.dispose([batch.x, batch.y]);
+    }
+    const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
+    expect(mean(losses.slice(-4))).toBeLessThan(0.8 * mean(losses.slice(0, 4)));
+    const [r0, r1] = dp.replicaStates();
+    expect(maxDiff(r0!, r1!)).toBe(0);
+
+    // Store round trip: what assignModelState writes into `state` is broadcast before the next call.
+    const saved = readModelState(dp.state);
+    const zeroed = new Map([...saved].map(([n, t]) => [n, { shape: t.shape, data: new Float32Array(t.data.length) }]));
+    assignModelState(dp.state, zeroed as never);
+    for (const replica of dp.replicaStates()) for (const values of replica.values()) expect(values.every((v) => v === 0)).toBe(true);
+    assignModelState(dp.state, saved);
+    expect(maxDiff(dp.replicaStates()[1]!, r0!)).toBe(0);
+
+    await dp.close();
+    expect(() => dp.evaluate(g, batchAt(data, 0, BATCH))).toThrow(/disposed/);
+  });
+
+  it('parallelize wraps a CNN model, starting from its state, and leaves other worker counts alone', async () => {
+    const plain = buildFromRecipe(MICRO);
+    expect(parallelize(plain, 1)).toBe(plain);
+    const initial = hostState(plain);
+    const dp = parallelize(plain, 2) as DataParallelModel<never>;
+    expect(dp).toBeInstanceOf(DataParallelModel);
+    expect(plain.state.size).toBe(0); // disposed
+    for (const replica of dp.replicaStates()) expect(maxDiff(initial, replica)).toBe(0);
+    await dp.close();
+  });
+
+  it('reports a worker error with its message, then refuses to go on', async () => {
+    const g = randomArc<MicroGenotype>(microSpec, 5);
+    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2 });
+    const batch = batchAt(data, 0, BATCH);
+    dp.injectFailure(1, 'simulated failure');
+    expect(() => dp.trainStep(g, batch, LR)).toThrow(/worker 1: simulated failure/);
+    expect(() => dp.evaluate(g, batch)).toThrow(/failed earlier/);
+    await dp.close();
+
+    const bad = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2 });
+    const wrong = { ...g, normal: g.normal.slice(0, 1) };
+    expect(() => bad.trainStep(wrong, batch, LR)).toThrow(/worker 0: micro cell has 1 nodes/);
+    await bad.close();
+    tf.dispose([batch.x, batch.y]);
+
+    // A model the worker cannot build: the constructor throws the worker's message.
+    const unbuildable: ModelRecipe = { kind: 'micro-fixed', genotype: { ...g, reduce: g.reduce.slice(0, 1) }, config: MICRO.config };
+    expect(() => new DataParallelModel(unbuildable, { workers: 1 })).toThrow(/worker 0: micro cell has 1 nodes/);
+  });
+});
+
+function sum(xs: readonly number[], end: number): number {
+  let total = 0;
+  for (let i = 0; i < end; i++) total += xs[i]!;
+  return total;
+}

@@ -1,0 +1,139 @@
+/*
+ * One replica of a DataParallelModel (trial/parallel.ts), run in a worker thread: builds the
+ * model from the recipe, sets up the same backend, and answers the main thread's requests.
+ * Every answer is posted on the channel's port, then the shared signal word is bumped and
+ * notified, so that the main thread can wait for it synchronously (Atomics.wait +
+ * receiveMessageOnPort). The 'apply' request has no answer unless it fails.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { workerData } from 'node:worker_threads';
+import { setupBackend } from './backend.js';
+import {
+  buildFromRecipe,
+  pack,
+  replicaRandomState,
+  sharedClock,
+  threadCpuMs,
+  unpack,
+  type AnyClassifier,
+  type Reply,
+  type Request,
+  type StateEntry,
+  type WorkerInit,
+} from './parallel-recipe.js';
+
+const dataIdOf = (v: tf.Variable): object => (v as unknown as { dataId: object }).dataId;
+
+async function main(init: WorkerInit): Promise<void> {
+  const { port } = init;
+  const signal = new Int32Array(init.signal);
+  const post = (reply: Reply, transfer: ArrayBuffer[] = []) => {
+    port.postMessage(reply, transfer);
+    Atomics.add(signal, 0, 1);
+    Atomics.notify(signal, 0);
+  };
+  const fail = (seq: number, error: unknown) =>
+    post({ seq, op: 'error', message: `worker ${init.index}: ${error instanceof Error ? error.message : String(error)}` });
+  process.on('uncaughtException', (error) => fail(-1, error));
+  process.on('exit', (code) => fail(-1, `exited with code ${code}`));
+
+  let model: AnyClassifier;
+  try {
+    const info = await setupBackend(init.backend);
+    model = buildFromRecipe(init.recipe);
+    model.random.restore(replicaRandomState(init.recipe.config.seed ?? 0, init.index, model.random.state));
+    post({ seq: 0, op: 'ready', detail: info.detail });
+  } catch (error) {
+    fail(0, error);
+    return;
+  }
+  // Variables whose value the forward pass assigns (BN moving statistics, the step counter).
+  const assignedInForward = [...model.state].filter(([, v]) => !v.trainable);
+  let applyMs = 0;
+  let applyCpuMs = 0;
+
+  const toBatch = (x: Float32Array, shape: number[], y: Int32Array) => ({ x: tf.tensor(x, shape), y: tf.tensor1d(y, 'int32') });
+
+  port.on('message', (request: Request) => {
+    try {
+      switch (request.op) {
+        case 'compute': {
+          const startedAt = sharedClock();
+          const start = performance.now();
+          const cpuStart = threadCpuMs();
+          const before = assignedInForward.map(([, v]) => dataIdOf(v));
+          const batch = toBatch(request.x, request.shape, request.y);
+          let result;
+          try {
+            result = model.computeGradients(request.g, batch);
+          } finally {
+            tf.dispose([batch.x, batch.y]);
+          }
+          const moving = pack(
+            assignedInForward.filter(([, v], i) => dataIdOf(v) !== before[i]).map(([name, v]) => [name, v.dataSync()] as const),
+          );
+          const grads = pack(result.grads);
+          const computeMs = performance.now() - start;
+          const cpuMs = threadCpuMs() - cpuStart + applyCpuMs;
+          post(
+            { seq: request.seq, op: 'computed', grads, moving, ...(result.stats as { loss: number; accuracy: number }), computeMs, applyMs, cpuMs, startedAt },
+            [grads.data.buffer as ArrayBuffer, moving.data.buffer as ArrayBuffer],
+          );
+          break;
+        }
+        case 'apply': {
+          const start = performance.now();
+          const cpuStart = threadCpuMs();
+          model.applyGradients(new Map(unpack(request.grads)), request.lr);
+          for (const [name, values] of unpack(request.moving)) {
+            const variable = model.state.get(name)!;
+            const value = tf.tensor(values, variable.shape, variable.dtype);
+            variable.assign(value);
+            value.dispose();
+          }
+          applyMs = performance.now() - start;
+          applyCpuMs = threadCpuMs() - cpuStart;
+          break;
+        }
+        case 'evaluate': {
+          const batch = toBatch(request.x, request.shape, request.y);
+          try {
+            const stats = model.evaluate(request.g, batch);
+            post({ seq: request.seq, op: 'evaluated', loss: stats.loss, accuracy: stats.accuracy! });
+          } finally {
+            tf.dispose([batch.x, batch.y]);
+          }
+          break;
+        }
+        case 'read': {
+          const state: StateEntry[] = [...model.state].map(([name, v]) => ({
+            name,
+            shape: v.shape,
+            dtype: v.dtype as 'float32' | 'int32',
+            data: v.dataSync<'float32' | 'int32'>().slice(),
+          }));
+          post({ seq: request.seq, op: 'state', state, random: model.random.state }, state.map((e) => e.data.buffer as ArrayBuffer));
+          break;
+        }
+        case 'write': {
+          for (const entry of request.state) {
+            const variable = model.state.get(entry.name);
+            if (!variable) throw new Error(`no state variable ${entry.name}`);
+            const value = tf.tensor(entry.data, entry.shape, entry.dtype);
+            variable.assign(value);
+            value.dispose();
+          }
+          if (request.random) model.random.restore(request.random);
+          post({ seq: request.seq, op: 'written' });
+          break;
+        }
+        case 'fail':
+          throw new Error(request.message);
+      }
+    } catch (error) {
+      fail(request.seq, error);
+    }
+  });
+}
+
+void main(workerData as WorkerInit);

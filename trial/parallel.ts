@@ -1,0 +1,472 @@
+/*
+ * Data parallelism over worker threads for the CNN models: TensorFlow.js's wasm backend runs one
+ * thread in Node, so one training process uses one core; N replicas in N worker threads use N.
+ *
+ * Each worker builds the same model from the same recipe and seed (identical initial weights)
+ * on the same backend. A training step splits the batch's host arrays into N shards; every
+ * worker computes the gradients of its shard (trial/cnn.ts `computeGradients`); the main thread
+ * averages them weighted by shard size and sends the mean back; every worker applies it
+ * (`applyGradients`), so the replicas stay identical. What differs from one process on the
+ * whole batch:
+ *   - batch norm normalises with per-shard statistics ("ghost batch norm", as PyTorch DDP without
+ *     SyncBatchNorm), in training and, for the micro supernet (no moving statistics), in
+ *     evaluation too;
+ *   - moving statistics (macro models, fixed networks) are updated per shard, then replaced by
+ *     their shard-weighted average after every step, so they stay identical across replicas;
+ *   - dropout and drop-path draw from one stream per replica (replica 0 keeps the model's own
+ *     stream, so a one-worker model draws exactly what the plain model draws).
+ *
+ * The calls are synchronous, as TrainableModel wants: the main thread blocks in Atomics.wait
+ * until each worker has posted its answer, and reads it with receiveMessageOnPort. So does the
+ * constructor, until every worker has set up its backend and built its replica (seconds). An
+ * error in a worker is thrown by the call that was waiting for it, as "worker <k>: <message>";
+ * the replicas may then differ, so every later call throws too. `dispose` terminates the workers
+ * (`close` also waits for them to exit); the workers are unref'd, so a forgotten dispose does not
+ * keep the process alive.
+ *
+ * `random` is absent: the replicas' streams live in the workers and are not checkpointed, so a
+ * resumed run draws other dropout masks than an uninterrupted one would (weights, slots and
+ * moving statistics are in `state` and resume exactly).
+ *
+ * `state` is a main-thread copy of the weights: reading it fetches the replicas' current values
+ * from worker 0 if a step has run since; any of those variables assigned by the caller (e.g.
+ * trial/store-tf.ts `assignModelState`, checkpoint restore) is noticed before the next call and
+ * the whole state is broadcast to every worker. `syncState()` / `pushState()` do the same
+ * explicitly.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import type { Genotype } from '../search-spaces/genotype.js';
+import { BACKENDS, type BackendName } from './backend.js';
+import type { Batch, StepStats, TrainableModel } from './model.js';
+import { recipeOf, sharedClock, unpack, type ModelRecipe, type Packed, type Reply, type Request, type StateEntry, type WorkerInit } from './parallel-recipe.js';
+
+export type { ModelRecipe } from './parallel-recipe.js';
+
+/**
+ * `model` trained data-parallel over `workers` threads (default min(2, cores)) if it is one of the
+ * CNN models and more than one worker is asked for; otherwise `model` itself. The replicas start
+ * from `model`'s current state (and random stream, in replica 0); `model` is disposed. The
+ * one-line way to wire it in: `createSupernet: () => parallelize(new MicroSupernet(…), workers)`.
+ */
+export function parallelize<G extends Genotype>(model: TrainableModel<G>, workers?: number, options: Omit<DataParallelOptions, 'workers'> = {}): TrainableModel<G> {
+  const count = workers ?? Math.min(2, availableParallelism());
+  const recipe = count > 1 ? recipeOf(model) : undefined;
+  if (!recipe) return model;
+  const parallel = new DataParallelModel<G>(recipe, { ...options, workers: count });
+  try {
+    for (const [name, variable] of parallel.state) {
+      const source = model.state.get(name);
+      if (!source) throw new Error(`internal: the replicas have state ${name}, the model not`);
+      variable.assign(source);
+    }
+    if (model.random) parallel.setReplicaRandom(0, model.random.state);
+    parallel.pushState();
+  } catch (error) {
+    parallel.dispose();
+    throw error;
+  }
+  model.dispose();
+  return parallel;
+}
+
+export interface DataParallelOptions {
+  /** Worker threads; default min(2, os.availableParallelism()). */
+  workers?: number;
+  /** Backend of the workers; default the main thread's current backend (wasm if it is none of ours). */
+  backend?: BackendName;
+}
+
+/** Where the time of the training steps went, in milliseconds summed over `steps`. */
+export interface DataParallelTimings {
+  steps: number;
+  /** Reading the batch to the host and cutting the shards. */
+  splitMs: number;
+  /** From posting the shards to having every worker's gradients (compute + messages + waiting for the slower). */
+  roundTripMs: number;
+  /** The slowest worker's computeGradients (forward + backward + packing), per step. */
+  computeMs: number;
+  /** Applying the previous step's update in the slowest worker (overlaps the main thread's next batch). */
+  applyMs: number;
+  /** Averaging gradients and moving statistics on the main thread, and posting the result. */
+  averageMs: number;
+  /**
+   * From posting the shards to the slowest worker starting on them: message latency plus, if the
+   * worker was still applying the previous update, the rest of that update.
+   */
+  toWorkerMs: number;
+  /** CPU time of the workers' threads (update + gradients), summed over workers (Linux, 10 ms ticks). */
+  workerCpuMs: number;
+}
+
+interface Replica {
+  worker: Worker;
+  port: MessagePort;
+  signal: Int32Array;
+  exited: Promise<number>;
+}
+
+const dataIdOf = (v: tf.Variable): object => (v as unknown as { dataId: object }).dataId;
+
+function workerUrl(): URL {
+  const here = new URL('./parallel-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  // Running from TypeScript sources (vitest): use the compiled worker in dist/.
+  const compiled = new URL('../dist/trial/parallel-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) return compiled;
+  throw new Error(`cannot find the data-parallel worker (${fileURLToPath(here)}); run tsc first`);
+}
+
+/** Sizes of `parts` contiguous shards of `n` rows, the first ones one larger; empty shards dropped. */
+export function shardSizes(n: number, parts: number): number[] {
+  const sizes: number[] = [];
+  for (let k = 0; k < parts; k++) {
+    const size = Math.floor(n / parts) + (k < n % parts ? 1 : 0);
+    if (size > 0) sizes.push(size);
+  }
+  return sizes;
+}
+
+/**
+ * Σ_k weights[k]·packed[k] by name (a name a shard lacks counts as a zero gradient there);
+ * accumulated in float64, stored as float32.
+ */
+export function weightedAverage(parts: readonly Packed[], weights: readonly number[]): Packed {
+  const first = parts[0];
+  if (first && parts.every((p) => p.names.length === first.names.length && p.names.every((n, i) => n === first.names[i] && p.lengths[i] === first.lengths[i]))) {
+    // Every shard has the same names in the same order (the usual case): one pass over the packed data.
+    const data = new Float32Array(first.data.length);
+    for (let i = 0; i < data.length; i++) {
+      let sum = 0;
+      for (let k = 0; k < parts.length; k++) sum += weights[k]! * parts[k]!.data[i]!;
+      data[i] = sum;
+    }
+    return { names: first.names, lengths: first.lengths, data };
+  }
+  const order: string[] = [];
+  const sums = new Map<string, Float64Array>();
+  parts.forEach((part, k) => {
+    const w = weights[k]!;
+    for (const [name, values] of unpack(part)) {
+      let sum = sums.get(name);
+      if (!sum) {
+        sum = new Float64Array(values.length);
+        sums.set(name, sum);
+        order.push(name);
+      } else if (sum.length !== values.length) throw new Error(`shards disagree on the size of ${name}`);
+      for (let i = 0; i < values.length; i++) sum[i]! += w * values[i]!;
+    }
+  });
+  const lengths = order.map((name) => sums.get(name)!.length);
+  const data = new Float32Array(lengths.reduce((a, b) => a + b, 0));
+  let offset = 0;
+  for (const name of order) {
+    const sum = sums.get(name)!;
+    data.set(sum, offset);
+    offset += sum.length;
+  }
+  return { names: order, lengths, data };
+}
+
+export class DataParallelModel<G extends Genotype = Genotype> implements TrainableModel<G> {
+  readonly workers: number;
+  /** The workers' backend description, e.g. "@tensorflow/tfjs-backend-wasm (simd, 1 thread)". */
+  readonly backendDetail: string;
+  readonly timings: DataParallelTimings = { steps: 0, splitMs: 0, roundTripMs: 0, computeMs: 0, applyMs: 0, averageMs: 0, toWorkerMs: 0, workerCpuMs: 0 };
+  private readonly replicas: Replica[] = [];
+  private readonly mainState = new Map<string, tf.Variable>();
+  /** dataId of every main-thread variable when it last matched the replicas. */
+  private readonly syncedIds = new Map<string, object>();
+  /** The replicas have stepped since the main-thread copy was refreshed. */
+  private replicasAhead = false;
+  private seq = 1;
+  private broken?: string;
+  private disposed = false;
+
+  /** Starts the workers and waits (blocking) until each has built its replica. */
+  constructor(
+    readonly recipe: ModelRecipe,
+    options: DataParallelOptions = {},
+  ) {
+    this.workers = Math.max(1, Math.floor(options.workers ?? Math.min(2, availableParallelism())));
+    const current = tf.getBackend() as BackendName | undefined;
+    const backend = options.backend ?? (current && (BACKENDS as readonly string[]).includes(current) ? current : 'wasm');
+    const url = workerUrl();
+    for (let index = 0; index < this.workers; index++) {
+      const { port1, port2 } = new MessageChannel();
+      const signal = new SharedArrayBuffer(4);
+      const init: WorkerInit = { recipe, backend, index, port: port2, signal };
+      const worker = new Worker(url, { workerData: init, transferList: [port2] });
+      // A forgotten dispose must not keep the process alive.
+      worker.unref();
+      const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+      worker.on('error', () => {}); // reported through the port; keep 'error' from being unhandled
+      this.replicas.push({ worker, port: port1, signal: new Int32Array(signal), exited });
+    }
+    try {
+      const ready = this.replicas.map((r) => this.receive(r, 0, 'ready'));
+      this.backendDetail = (ready[0] as Extract<Reply, { op: 'ready' }>).detail;
+      const state = this.request(0, { op: 'read', seq: 0 }, 'state') as Extract<Reply, { op: 'state' }>;
+      for (const entry of state.state) this.mainState.set(entry.name, tf.variable(tf.tensor(entry.data, entry.shape, entry.dtype), false));
+      this.recordSynced();
+    } catch (error) {
+      this.dispose();
+      throw error;
+    }
+  }
+
+  /** The weights, optimizer slots and moving statistics (a main-thread copy; see the file comment). */
+  get state(): ReadonlyMap<string, tf.Variable> {
+    if (!this.disposed && this.replicasAhead) this.syncState();
+    return this.mainState;
+  }
+
+  /** Copies the replicas' current state (worker 0's) into `state`. */
+  syncState(): void {
+    this.usable();
+    this.pushIfAssigned();
+    const reply = this.request(0, { op: 'read', seq: 0 }, 'state') as Extract<Reply, { op: 'state' }>;
+    for (const entry of reply.state) {
+      const variable = this.mainState.get(entry.name)!;
+      const value = tf.tensor(entry.data, entry.shape, entry.dtype);
+      variable.assign(value);
+      value.dispose();
+    }
+    this.replicasAhead = false;
+    this.recordSynced();
+  }
+
+  /** Broadcasts `state` (the main-thread copy) to every replica. */
+  pushState(): void {
+    this.usable();
+    const entries: StateEntry[] = [...this.mainState].map(([name, v]) => ({
+      name,
+      shape: v.shape,
+      dtype: v.dtype as 'float32' | 'int32',
+      data: v.dataSync<'float32' | 'int32'>().slice(),
+    }));
+    this.all(() => ({ op: 'write', seq: 0, state: entries }), 'written');
+    this.replicasAhead = false;
+    this.recordSynced();
+  }
+
+  /** Continues replica `index`'s dropout / drop-path stream from `state` (Random.state). */
+  setReplicaRandom(index: number, state: readonly number[]): void {
+    this.usable();
+    this.request(index, { op: 'write', seq: 0, state: [], random: [...state] }, 'written');
+  }
+
+  /** Every replica's full state (tests: the replicas must stay identical). */
+  replicaStates(): Map<string, Float32Array | Int32Array>[] {
+    this.usable();
+    this.pushIfAssigned();
+    return this.all(() => ({ op: 'read', seq: 0 }), 'state').map(
+      (reply) => new Map((reply as Extract<Reply, { op: 'state' }>).state.map((e) => [e.name, e.data])),
+    );
+  }
+
+  trainStep(g: G, batch: Batch, lr: number): StepStats {
+    this.usable();
+    this.pushIfAssigned();
+    const t0 = performance.now();
+    const shards = this.shards(batch);
+    const t1 = performance.now();
+    const sentAt = sharedClock();
+    const replies = this.scatter(shards, (s) => ({ op: 'compute', seq: 0, g, ...s, sentAt }), 'computed') as Extract<Reply, { op: 'computed' }>[];
+    const t2 = performance.now();
+    const total = shards.reduce((n, s) => n + s.rows, 0);
+    const weights = shards.map((s) => s.rows / total);
+    const grads = weightedAverage(
+      replies.map((r) => r.grads),
+      weights,
+    );
+    const moving = weightedAverage(
+      replies.map((r) => r.moving),
+      weights,
+    );
+    this.replicasAhead = true;
+    // No answer: the next request queues behind the update, and a failure is reported by the next call.
+    this.replicas.forEach((replica, k) => {
+      const last = k === this.replicas.length - 1;
+      const message: Request = {
+        op: 'apply',
+        seq: this.seq++,
+        lr,
+        grads: last ? grads : { ...grads, data: grads.data.slice() },
+        moving: last ? moving : { ...moving, data: moving.data.slice() },
+      };
+      replica.port.postMessage(message, last ? [grads.data.buffer as ArrayBuffer, moving.data.buffer as ArrayBuffer] : []);
+    });
+    const t3 = performance.now();
+    const tm = this.timings;
+    tm.steps++;
+    tm.splitMs += t1 - t0;
+    tm.roundTripMs += t2 - t1;
+    tm.averageMs += t3 - t2;
+    tm.computeMs += Math.max(...replies.map((r) => r.computeMs));
+    tm.applyMs += Math.max(...replies.map((r) => r.applyMs));
+    tm.toWorkerMs += Math.max(...replies.map((r) => r.startedAt - sentAt));
+    tm.workerCpuMs += replies.reduce((sum, r) => sum + r.cpuMs, 0);
+    return combine(replies, weights);
+  }
+
+  evaluate(g: G, batch: Batch): StepStats {
+    this.usable();
+    this.pushIfAssigned();
+    const shards = this.shards(batch);
+    const replies = this.scatter(shards, (s) => ({ op: 'evaluate', seq: 0, g, ...s }), 'evaluated') as Extract<Reply, { op: 'evaluated' }>[];
+    const total = shards.reduce((n, s) => n + s.rows, 0);
+    return combine(
+      replies,
+      shards.map((s) => s.rows / total),
+    );
+  }
+
+  /** Makes worker `index` throw `message` on its next request (tests of error reporting). */
+  injectFailure(index: number, message: string): void {
+    this.usable();
+    this.replicas[index]!.port.postMessage({ op: 'fail', seq: this.seq++, message } satisfies Request);
+  }
+
+  resetTimings(): void {
+    Object.assign(this.timings, { steps: 0, splitMs: 0, roundTripMs: 0, computeMs: 0, applyMs: 0, averageMs: 0, toWorkerMs: 0, workerCpuMs: 0 });
+  }
+
+  /** Terminates the workers (without waiting; `close` waits) and frees the main-thread copy. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const replica of this.replicas) {
+      void replica.worker.terminate();
+      replica.port.close();
+    }
+    for (const variable of this.mainState.values()) variable.dispose();
+    this.mainState.clear();
+  }
+
+  /** `dispose`, resolving once every worker thread has exited. */
+  async close(): Promise<void> {
+    this.dispose();
+    await Promise.all(this.replicas.map((r) => r.exited));
+  }
+
+  private usable(): void {
+    if (this.disposed) throw new Error('the data-parallel model is disposed');
+    if (this.broken) throw new Error(`the data-parallel model failed earlier: ${this.broken}`);
+  }
+
+  private recordSynced(): void {
+    this.syncedIds.clear();
+    for (const [name, variable] of this.mainState) this.syncedIds.set(name, dataIdOf(variable));
+  }
+
+  /** Broadcasts the main-thread state if the caller assigned any of it since the last sync. */
+  private pushIfAssigned(): void {
+    for (const [name, variable] of this.mainState) {
+      if (this.syncedIds.get(name) !== dataIdOf(variable)) {
+        this.pushState();
+        return;
+      }
+    }
+  }
+
+  private shards(batch: Batch): { x: Float32Array; shape: number[]; y: Int32Array; rows: number }[] {
+    const rows = batch.x.shape[0]!;
+    const x = batch.x.dataSync() as Float32Array;
+    const yRaw = batch.y.dataSync();
+    const y = yRaw instanceof Int32Array ? yRaw : Int32Array.from(yRaw as ArrayLike<number>);
+    const per = x.length / rows;
+    const out = [];
+    let start = 0;
+    for (const size of shardSizes(rows, this.replicas.length)) {
+      out.push({
+        x: x.slice(start * per, (start + size) * per),
+        shape: [size, ...batch.x.shape.slice(1)],
+        y: y.slice(start, start + size),
+        rows: size,
+      });
+      start += size;
+    }
+    return out;
+  }
+
+  /** Posts one request per shard (shard k to worker k), then waits for all the answers. */
+  private scatter<S extends { x: Float32Array; y: Int32Array }>(shards: S[], make: (shard: S) => Request, expect: Reply['op']): Reply[] {
+    const seqs = shards.map((shard, k) => {
+      const message = { ...make(shard), seq: this.seq++ } as Request;
+      this.replicas[k]!.port.postMessage(message, [shard.x.buffer as ArrayBuffer, shard.y.buffer as ArrayBuffer]);
+      return message.seq;
+    });
+    return this.collect(seqs, expect);
+  }
+
+  /** Sends the same request to every worker; waits for all the answers. */
+  private all(make: () => Request, expect: Reply['op']): Reply[] {
+    const seqs = this.replicas.map((replica) => {
+      const message = { ...make(), seq: this.seq++ } as Request;
+      replica.port.postMessage(message);
+      return message.seq;
+    });
+    return this.collect(seqs, expect);
+  }
+
+  private request(index: number, message: Request, expect: Reply['op']): Reply {
+    const seq = this.seq++;
+    this.replicas[index]!.port.postMessage({ ...message, seq });
+    return this.receive(this.replicas[index]!, seq, expect);
+  }
+
+  /** Waits for the answers of workers 0…seqs.length−1; the first error is thrown after all have answered or failed. */
+  private collect(seqs: number[], expect: Reply['op']): Reply[] {
+    const replies: Reply[] = [];
+    let failure: unknown;
+    seqs.forEach((seq, k) => {
+      try {
+        replies.push(this.receive(this.replicas[k]!, seq, expect));
+      } catch (error) {
+        failure ??= error;
+      }
+    });
+    if (failure) throw failure;
+    return replies;
+  }
+
+  /** Blocks until `replica` answers request `seq`. An error answer breaks the model for good. */
+  private receive(replica: Replica, seq: number, expect: Reply['op']): Reply {
+    for (;;) {
+      let message = receiveMessageOnPort(replica.port);
+      if (!message) {
+        const seen = Atomics.load(replica.signal, 0);
+        message = receiveMessageOnPort(replica.port);
+        if (!message) {
+          Atomics.wait(replica.signal, 0, seen, 1000);
+          continue;
+        }
+      }
+      const reply = message.message as Reply;
+      if (reply.op === 'error') {
+        this.broken ??= reply.message;
+        throw new Error(reply.message);
+      }
+      if (reply.seq !== seq || reply.op !== expect) {
+        const what = `expected ${expect} #${seq} from a worker, got ${reply.op} #${reply.seq}`;
+        this.broken ??= what;
+        throw new Error(`internal: ${what}`);
+      }
+      return reply;
+    }
+  }
+}
+
+function combine(replies: readonly { loss: number; accuracy: number }[], weights: readonly number[]): StepStats {
+  let loss = 0;
+  let accuracy = 0;
+  replies.forEach((r, k) => {
+    loss += weights[k]! * r.loss;
+    accuracy += weights[k]! * r.accuracy;
+  });
+  return { loss, accuracy };
+}

@@ -1,0 +1,670 @@
+/*
+ * The ENAS recurrent cell (ENAS.md §1c) over one BPTT window: forward, a hand-written backward
+ * pass, the tied softmax and the clipped SGD step. The RNN supernet (trial/supernet/rnn.ts) and
+ * the fixed RNN (trial/fixed/rnn.ts) share all of it through RecurrentLanguageModel; they differ
+ * only in where each node's weight matrix lives (a row block of a shared tensor, or its own).
+ *
+ * Why not tf.grads: a 12-node cell unrolled 35 times is thousands of small ops, and tfjs's
+ * matMul gradients are transposed products, about 10× slower than plain ones on wasm at these
+ * sizes (TFJS-BACKENDS.md §2–3). By hand every product is untransposed, each weight gets one
+ * matMul over the whole window instead of one per time step, the softmax is one XNNPACK kernel
+ * (no Exp over the logits), and the embedding gets one segment sum. It also needs none of the
+ * gradient functions, which tfjs-core's Node bundle does not register.
+ * test/supernet-rnn.test.ts checks them against central differences of a float64 reference.
+ *
+ * Layout: a window's T·B positions are time-major (row t·B + b is batch row b at step t), so a
+ * time step is a contiguous block of B rows.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Random } from '../common/random.js';
+import { RNN_ACTIVATIONS, rnnLooseEnds, type RnnActivation, type RnnGenotype } from '../search-spaces/genotype.js';
+import type { Batch, StepStats, TrainableModel } from './model.js';
+import { RNN_ACTIVATION_FNS, RNN_ACTIVATION_GRADS } from './ops.js';
+
+/** Keep probabilities of the variational dropout masks, each fixed over a BPTT window (ENAS.md §1c). */
+export interface RnnKeepProbs {
+  /** Word dropout on the embedding: a word type dropped in a batch row is dropped at all its positions there. */
+  embedding: number;
+  /** On the cell input x_t, per (batch row, feature). */
+  input: number;
+  /** On every node's input, h_{t−1} included, per (batch row, feature). */
+  hidden: number;
+  /** On h_t before the softmax, per (batch row, feature). */
+  output: number;
+}
+
+/** The regularisers and the clipping of one SGD step. */
+export interface RnnRegularisation {
+  /** Bound on the global gradient norm (TensorFlow's clip_by_global_norm); 0 disables. */
+  gradClip: number;
+  /** λ of E's λ·Σw² (gradient 2λw), over the weights the step's architecture used. */
+  l2: number;
+  /** Temporal activation regularisation: β·mean over (b, t ≥ 1) of ‖h_t − h_{t−1}‖², on h before output dropout. */
+  slowness: number;
+}
+
+/** E's uniform init range by hidden size (E `ptb_enas_child._build_params`; 0.04 for the reference H of 720/748). */
+export function referenceInitRange(hiddenSize: number): number {
+  return hiddenSize <= 300 ? 0.1 : hiddenSize <= 400 ? 0.05 : 0.04;
+}
+
+/** An RNN genotype checked and arranged for unrolling. */
+export interface CellPlan {
+  /** Node j reads node prev[j] (j ≥ 1); node 0 reads x_t and h_{t−1} (prev −1). */
+  prev: readonly number[];
+  act: readonly RnnActivation[];
+  /** h_t is the mean of these nodes (ENAS.md §1c). */
+  looseEnds: readonly number[];
+}
+
+export function cellPlan(genotype: RnnGenotype): CellPlan {
+  const { nodes } = genotype;
+  if (nodes.length === 0) throw new RangeError('an RNN cell needs at least one node');
+  nodes.forEach((node, j) => {
+    const ok = j === 0 ? node.prev === -1 : Number.isInteger(node.prev) && node.prev >= 0 && node.prev < j;
+    if (!ok) throw new RangeError(`RNN node ${j}: predecessor ${node.prev} is not ${j === 0 ? '-1' : `in 0..${j - 1}`}`);
+    if (!RNN_ACTIVATIONS.includes(node.act)) throw new RangeError(`RNN node ${j}: unknown activation "${node.act}"`);
+  });
+  return { prev: nodes.map((n) => n.prev), act: nodes.map((n) => n.act), looseEnds: rnnLooseEnds(nodes) };
+}
+
+/** One [B,T] window of token ids, rearranged time-major on the host. */
+export interface TextWindow {
+  batchSize: number;
+  steps: number;
+  /** x and y, time-major: entry t·B + b is x[b,t] (y[b,t]). */
+  inputs: Int32Array;
+  targets: Int32Array;
+}
+
+export function readWindow(batch: Batch, vocabSize: number): TextWindow {
+  const { x, y } = batch;
+  if (x.rank !== 2 || x.dtype !== 'int32' || y.dtype !== 'int32' || !tf.util.arraysEqual(x.shape, y.shape))
+    throw new RangeError(`a text batch is int32 x and y of one shape [B,T]; got x ${x.dtype} [${x.shape}], y ${y.dtype} [${y.shape}]`);
+  const [batchSize, steps] = x.shape as [number, number];
+  const toTimeMajor = (ids: Int32Array, what: string): Int32Array => {
+    const out = new Int32Array(ids.length);
+    for (let b = 0; b < batchSize; b++)
+      for (let t = 0; t < steps; t++) {
+        const id = ids[b * steps + t]!;
+        if (!(id >= 0 && id < vocabSize)) throw new RangeError(`${what}[${b},${t}] = ${id} is outside the vocabulary 0..${vocabSize - 1}`);
+        out[t * batchSize + b] = id;
+      }
+    return out;
+  };
+  return {
+    batchSize,
+    steps,
+    inputs: toTimeMajor(x.dataSync() as Int32Array, 'x'),
+    targets: toTimeMajor(y.dataSync() as Int32Array, 'y'),
+  };
+}
+
+/** Dropout masks for one window, values 0 or 1/keep; absent where keep is 1. */
+export interface WindowMasks {
+  /** [T·B, H]: the word mask of each position times the input mask of its batch row. */
+  input?: tf.Tensor;
+  /** [B, H]. */
+  hidden?: tf.Tensor;
+  /** [T·B, H]: the output mask of each position's batch row. */
+  output?: tf.Tensor;
+}
+
+/**
+ * Draws the masks of one window. Word dropout draws once per (batch row, word type), which is
+ * what E's loop intends; E's loop also zeroes a repeat whenever an earlier occurrence was dropped,
+ * so its k-th occurrence of a word survives with keep^k instead of keep (fixed here).
+ */
+export function sampleMasks(random: Random, window: TextWindow, hiddenSize: number, keep: RnnKeepProbs): WindowMasks {
+  const { batchSize: B, steps: T, inputs } = window;
+  const H = hiddenSize;
+  const draw = (p: number): number => (random.next() < p ? 1 / p : 0);
+  const rowFeatureMask = (p: number): Float32Array => Float32Array.from({ length: B * H }, () => draw(p));
+  const masks: WindowMasks = {};
+  if (keep.embedding < 1 || keep.input < 1) {
+    const word = new Float32Array(T * B).fill(1);
+    if (keep.embedding < 1)
+      for (let b = 0; b < B; b++) {
+        const fate = new Map<number, number>();
+        for (let t = 0; t < T; t++) {
+          const id = inputs[t * B + b]!;
+          if (!fate.has(id)) fate.set(id, draw(keep.embedding));
+          word[t * B + b] = fate.get(id)!;
+        }
+      }
+    const x = keep.input < 1 ? rowFeatureMask(keep.input) : new Float32Array(B * H).fill(1);
+    const values = new Float32Array(T * B * H);
+    for (let r = 0; r < T * B; r++) for (let h = 0; h < H; h++) values[r * H + h] = word[r]! * x[(r % B) * H + h]!;
+    masks.input = tf.tensor2d(values, [T * B, H]);
+  }
+  if (keep.hidden < 1) masks.hidden = tf.tensor2d(rowFeatureMask(keep.hidden), [B, H]);
+  if (keep.output < 1) {
+    const o = rowFeatureMask(keep.output);
+    const values = new Float32Array(T * B * H);
+    for (let t = 0; t < T; t++) values.set(o, t * B * H);
+    masks.output = tf.tensor2d(values, [T * B, H]);
+  }
+  return masks;
+}
+
+/**
+ * Cuts tensors by gathering rows: on wasm, slice (and split, which slices) first copies the whole
+ * source tensor, so cutting T steps out of a [T·B, 2H] projection that way copies it T times.
+ * Index tensors are cached for the cutter's lifetime (one window, inside its tidy).
+ */
+class RowCutter {
+  private readonly indexCache = new Map<string, tf.Tensor>();
+
+  /** Rows first .. first + count − 1 of a 2-D tensor. */
+  rows(x: tf.Tensor, first: number, count: number): tf.Tensor {
+    return tf.gatherND(x, this.indices(first, count, 1));
+  }
+
+  /** The column halves [x[:, :H], x[:, H:]] of x [B, 2H]. */
+  halves(x: tf.Tensor): [tf.Tensor, tf.Tensor] {
+    const [B, twoH] = x.shape as [number, number];
+    const pairs = tf.reshape(x, [2 * B, twoH / 2]);
+    return [tf.gatherND(pairs, this.indices(0, B, 2)), tf.gatherND(pairs, this.indices(1, B, 2))];
+  }
+
+  private indices(first: number, count: number, stride: number): tf.Tensor {
+    const key = `${first}:${count}:${stride}`;
+    let indices = this.indexCache.get(key);
+    if (!indices) {
+      indices = tf.tensor2d(Int32Array.from({ length: count }, (_, r) => first + r * stride), [count, 1], 'int32');
+      this.indexCache.set(key, indices);
+    }
+    return indices;
+  }
+}
+
+/**
+ * One of E's search-mode batch norms (E `ptb_ops.batch_norm`): a trained per-feature scale and
+ * offset, and the moving statistics that evaluation normalises with. Training normalises with
+ * the batch's own statistics at every time step.
+ */
+export interface BatchNormTensors<T extends tf.Tensor = tf.Tensor> {
+  scale: T;
+  offset: T;
+  movingMean: T;
+  movingVariance: T;
+}
+
+/** E's ε: 1, not the usual 1e-5, so a layer whose variance is far below 1 is only centred. */
+export const BN_EPSILON = 1;
+/** E's moving-average decay, applied once per time step. */
+export const BN_DECAY = 0.999;
+
+/** Batch-norm layer `layer` (node j, or N for the output) applied to x. */
+type Normalise = (layer: number, x: tf.Tensor) => tf.Tensor;
+
+/** What the backward pass needs of one batch norm at one step, and the statistics for the moving averages. */
+interface NormTrace {
+  normalised: tf.Tensor;
+  invStd: tf.Tensor;
+  mean: tf.Tensor;
+  variance: tf.Tensor;
+}
+
+/** Normalises x [B,C] with its batch statistics (biased variance, as tf.nn.moments), recording them. */
+function normaliseWithBatch(x: tf.Tensor, bn: BatchNormTensors, traces: NormTrace[]): tf.Tensor {
+  const mean = tf.mean(x, 0);
+  const centred = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(centred), 0);
+  const invStd = tf.rsqrt(tf.add(variance, BN_EPSILON));
+  const normalised = tf.mul(centred, invStd);
+  traces.push({ normalised, invStd, mean, variance });
+  return tf.add(tf.mul(normalised, bn.scale), bn.offset);
+}
+
+/** Evaluation-time batch norms, each folded into one affine map x·a + b from the moving statistics. */
+function movingNormalise(norms: readonly BatchNormTensors[]): Normalise {
+  const affine = norms.map((bn) => {
+    const a = tf.mul(bn.scale, tf.rsqrt(tf.add(bn.movingVariance, BN_EPSILON)));
+    return { a, b: tf.sub(bn.offset, tf.mul(bn.movingMean, a)) };
+  });
+  return (layer, x) => tf.add(tf.mul(x, affine[layer]!.a), affine[layer]!.b);
+}
+
+/** dL/dx of a batch norm with batch statistics, from dL/dy: invStd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = γ·dy. */
+function normBackward(dy: tf.Tensor, trace: NormTrace, scale: tf.Tensor): tf.Tensor {
+  const dNormalised = tf.mul(dy, scale);
+  const meanGrad = tf.mean(dNormalised, 0);
+  const meanProjection = tf.mean(tf.mul(dNormalised, trace.normalised), 0);
+  return tf.mul(tf.sub(tf.sub(dNormalised, meanGrad), tf.mul(trace.normalised, meanProjection)), trace.invStd);
+}
+
+/** What the backward pass needs of a node at one step: its activation output f, gate g = σ(c̃), and g⊙(f − s_p). */
+interface NodeTrace {
+  f: tf.Tensor;
+  g: tf.Tensor;
+  gatedDiff: tf.Tensor;
+}
+
+interface Trace {
+  /** [t][j]. */
+  nodes: NodeTrace[][];
+  /** [j][t]: node j's matMul input, (s_p ⊙ m_h), or (h_{t−1} ⊙ m_h) for node 0's recurrent half. */
+  inputs: tf.Tensor[][];
+  /** [layer][t], layer N being the output norm; empty without batch norms. */
+  norms: NormTrace[][];
+}
+
+/**
+ * The cell over a window. `weights[0]` is W_prev [2H,2H] ([x, h]·W_prev), `weights[j]` W_j [H,2H];
+ * `embedded` [T·B,H] is the (masked) embedding. Node 0's input half of all T steps is one matMul.
+ * With `normalise`, each node's pre-activation and the output h_t go through their batch norm,
+ * as E's search cell (the normalised h_t is also what the next step reads).
+ */
+function unroll(
+  plan: CellPlan,
+  weights: readonly tf.Tensor[],
+  embedded: tf.Tensor,
+  initial: tf.Tensor,
+  hiddenMask: tf.Tensor | undefined,
+  normalise: Normalise | undefined,
+  trace?: Trace,
+): { outputs: tf.Tensor; final: tf.Tensor } {
+  const B = initial.shape[0]!;
+  const H = initial.shape[1]!;
+  const T = embedded.shape[0]! / B;
+  const cut = new RowCutter();
+  const inputProjections = tf.matMul(embedded, cut.rows(weights[0]!, 0, H));
+  const hiddenRows = cut.rows(weights[0]!, H, H);
+  const masked = (s: tf.Tensor): tf.Tensor => (hiddenMask ? tf.mul(s, hiddenMask) : s);
+  const ends = plan.looseEnds;
+  let h = initial;
+  const outputs: tf.Tensor[] = [];
+  for (let t = 0; t < T; t++) {
+    const s: tf.Tensor[] = [];
+    const maskedNode: tf.Tensor[] = [];
+    const nodeTraces: NodeTrace[] = [];
+    for (let j = 0; j < plan.prev.length; j++) {
+      const p = plan.prev[j]!;
+      const sp = j === 0 ? h : s[p]!;
+      const input = j === 0 ? masked(h) : (maskedNode[p] ??= masked(sp));
+      const product =
+        j === 0 ? tf.add(tf.matMul(input, hiddenRows), cut.rows(inputProjections, t * B, B)) : tf.matMul(input, weights[j]!);
+      const [candidate, gateLogit] = cut.halves(normalise ? normalise(j, product) : product);
+      const f = RNN_ACTIVATION_FNS[plan.act[j]!](candidate);
+      const g = tf.sigmoid(gateLogit);
+      // Highway: s_j = s_p + σ(c̃) ⊙ (f(h̃) − s_p).
+      const gatedDiff = tf.mul(g, tf.sub(f, sp));
+      s[j] = tf.add(sp, gatedDiff);
+      if (trace) {
+        nodeTraces.push({ f, g, gatedDiff });
+        trace.inputs[j]!.push(input);
+      }
+    }
+    trace?.nodes.push(nodeTraces);
+    const mean = ends.length === 1 ? s[ends[0]!]! : tf.mul(tf.addN(ends.map((e) => s[e]!)), 1 / ends.length);
+    h = normalise ? normalise(plan.prev.length, mean) : mean;
+    outputs.push(h);
+  }
+  return { outputs: tf.concat(outputs, 0), final: h };
+}
+
+/** Σ of a node's output gradients: direct (highway, output) ones, plus matMul-input ones, which pass the hidden mask. */
+function totalGradient(direct: tf.Tensor[], viaInput: tf.Tensor[], hiddenMask: tf.Tensor | undefined): tf.Tensor {
+  const parts = [...direct];
+  if (viaInput.length > 0) {
+    const sum = viaInput.length === 1 ? viaInput[0]! : tf.addN(viaInput);
+    parts.push(hiddenMask ? tf.mul(sum, hiddenMask) : sum);
+  }
+  return parts.length === 1 ? parts[0]! : tf.addN(parts);
+}
+
+/** Gradients of one batch norm's scale and offset. */
+export interface NormGradients {
+  scale: tf.Tensor;
+  offset: tf.Tensor;
+}
+
+/**
+ * Backpropagation through the window, truncated at the initial state as in E (which carries it
+ * with stop_gradient). Returns the gradients of the weights (layout of `weights`), of `embedded`
+ * and, given the batch norms' scales, of the norms (nodes, then the output).
+ */
+function backprop(
+  plan: CellPlan,
+  weights: readonly tf.Tensor[],
+  embedded: tf.Tensor,
+  trace: Trace,
+  dOutputs: tf.Tensor,
+  hiddenMask: tf.Tensor | undefined,
+  normScales: readonly tf.Tensor[] | undefined,
+): { dWeights: tf.Tensor[]; dEmbedded: tf.Tensor; dNorms?: NormGradients[] } {
+  const T = trace.nodes.length;
+  const N = plan.prev.length;
+  const H = embedded.shape[1]!;
+  const B = embedded.shape[0]! / T;
+  const cut = new RowCutter();
+  const transposed = weights.map((w, j) => tf.transpose(j === 0 ? cut.rows(w, H, H) : w));
+  const ends = plan.looseEnds;
+  const dPre: tf.Tensor[][] = plan.prev.map(() => []);
+  /** [layer][T − 1 − t]: gradients at each batch norm's output, for its scale and offset. */
+  const dNormOut: tf.Tensor[][] = normScales ? normScales.map(() => []) : [];
+  /** Through batch norm `layer` at step t when there are norms, else unchanged. */
+  const throughNorm = (layer: number, t: number, dy: tf.Tensor): tf.Tensor => {
+    if (!normScales) return dy;
+    dNormOut[layer]!.push(dy);
+    return normBackward(dy, trace.norms[layer]![t]!, normScales[layer]!);
+  };
+  let dCarry: tf.Tensor | undefined;
+  for (let t = T - 1; t >= 0; t--) {
+    const direct: tf.Tensor[][] = plan.prev.map(() => []);
+    const viaInput: tf.Tensor[][] = plan.prev.map(() => []);
+    const dOut = cut.rows(dOutputs, t * B, B);
+    const dh = throughNorm(N, t, dCarry ? tf.add(dOut, dCarry) : dOut);
+    const share = ends.length === 1 ? dh : tf.mul(dh, 1 / ends.length);
+    for (const e of ends) direct[e]!.push(share);
+    for (let j = N - 1; j >= 0; j--) {
+      const { f, g, gatedDiff } = trace.nodes[t]![j]!;
+      const ds = totalGradient(direct[j]!, viaInput[j]!, hiddenMask);
+      const df = tf.mul(ds, g);
+      const dThrough = tf.sub(ds, df); // ∂s/∂s_p = 1 − g
+      // ∂s/∂c̃ = (f − s_p) ⊙ g ⊙ (1 − g), so dc̃ = ds ⊙ (1 − g) ⊙ g ⊙ (f − s_p).
+      const dGateLogit = tf.mul(dThrough, gatedDiff);
+      const dCandidate = RNN_ACTIVATION_GRADS[plan.act[j]!](f, df);
+      const dp = throughNorm(j, t, tf.concat([dCandidate, dGateLogit], 1));
+      dPre[j]!.push(dp);
+      if (j === 0 && t === 0) continue;
+      const dInput = tf.matMul(dp, transposed[j]!);
+      if (j === 0) dCarry = tf.add(dThrough, hiddenMask ? tf.mul(dInput, hiddenMask) : dInput);
+      else {
+        direct[plan.prev[j]!]!.push(dThrough);
+        viaInput[plan.prev[j]!]!.push(dInput);
+      }
+    }
+  }
+  // One product per weight over the whole window: dW_j = Σ_t input_{j,t}ᵀ · dpre_{j,t}.
+  const dPreInTime = dPre.map((steps) => tf.concat(steps.reverse(), 0));
+  const dWeights = dPreInTime.map((d, j) => tf.matMul(tf.transpose(tf.concat(trace.inputs[j]!, 0)), d));
+  dWeights[0] = tf.concat([tf.matMul(tf.transpose(embedded), dPreInTime[0]!), dWeights[0]!], 0);
+  const dEmbedded = tf.matMul(dPreInTime[0]!, tf.transpose(cut.rows(weights[0]!, 0, H)));
+  if (!normScales) return { dWeights, dEmbedded };
+  // Scale and offset gradients summed over the whole window at once: Σ dy ⊙ x̂ and Σ dy.
+  const dNorms = dNormOut.map((steps, layer) => {
+    const dy = tf.concat(steps.reverse(), 0);
+    const normalised = tf.concat(
+      trace.norms[layer]!.map((n) => n.normalised),
+      0,
+    );
+    return { scale: tf.sum(tf.mul(dy, normalised), 0), offset: tf.sum(dy, 0) };
+  });
+  return { dWeights, dEmbedded, dNorms };
+}
+
+/** The smallest normal float32: caps a token's loss at 87.3 where its probability underflows. */
+const MIN_PROBABILITY = 1.1754944e-38;
+
+/** Mean cross-entropy of `targets` under `probs` [N,V], read off one gathered probability per position. */
+function crossEntropy(probs: tf.Tensor, targets: Int32Array): tf.Scalar {
+  const [N, V] = probs.shape;
+  const flat = Int32Array.from(targets, (y, n) => n * V + y);
+  const picked = tf.gather(tf.reshape(probs, [N * V]), tf.tensor1d(flat, 'int32'));
+  return tf.neg(tf.mean(tf.log(tf.maximum(picked, MIN_PROBABILITY))));
+}
+
+/** Softmax over the tied logits h·Eᵀ (no bias, ENAS.md §1c), with Eᵀ laid out once so the product is untransposed. */
+function tiedSoftmax(top: tf.Tensor, embedding: tf.Tensor): tf.Tensor {
+  return tf.softmax(tf.matMul(top, tf.transpose(embedding)));
+}
+
+/** Embedding rows of a window's inputs, [T·B, H] time-major. */
+function lookup(embedding: tf.Tensor, ids: Int32Array): tf.Tensor {
+  return tf.gatherND(embedding, tf.tensor2d(ids, [ids.length, 1], 'int32'));
+}
+
+/**
+ * Mean per-token loss of a window from a zero state, without dropout (ENAS.md §2: the reward's
+ * window); batch norms use their moving statistics, as E's evaluation graphs.
+ */
+export function windowLoss(
+  plan: CellPlan,
+  embedding: tf.Tensor,
+  weights: readonly tf.Tensor[],
+  window: TextWindow,
+  norms?: readonly BatchNormTensors[],
+): tf.Scalar {
+  const H = embedding.shape[1]!;
+  const initial = tf.zeros([window.batchSize, H]);
+  const normalise = norms && movingNormalise(norms);
+  const { outputs } = unroll(plan, weights, lookup(embedding, window.inputs), initial, undefined, normalise);
+  return crossEntropy(tiedSoftmax(outputs, embedding), window.targets);
+}
+
+export interface WindowGradients {
+  /** Mean cross-entropy per token, without regularisers. */
+  loss: tf.Scalar;
+  /** h of the last step, the next window's initial state. */
+  final: tf.Tensor;
+  dEmbedding: tf.Tensor;
+  dWeights: tf.Tensor[];
+  /** With batch norms: their gradients, and each step's batch mean and variance, [T, C] per norm. */
+  dNorms?: NormGradients[];
+  batchStats?: { mean: tf.Tensor; variance: tf.Tensor }[];
+}
+
+/**
+ * Loss and gradients of one training window: embedding → word and input dropout → cell from
+ * `initial` (with batch norms on batch statistics, if given) → output dropout → tied softmax;
+ * plus the slowness term if β > 0. L2 is left to clippedSgd.
+ */
+export function windowGradients(
+  plan: CellPlan,
+  embedding: tf.Tensor,
+  weights: readonly tf.Tensor[],
+  window: TextWindow,
+  initial: tf.Tensor,
+  masks: WindowMasks,
+  slowness: number,
+  norms?: readonly BatchNormTensors[],
+): WindowGradients {
+  const { batchSize: B, inputs, targets } = window;
+  const [V, H] = embedding.shape;
+  const N = inputs.length;
+  const rows = lookup(embedding, inputs);
+  const embedded = masks.input ? tf.mul(rows, masks.input) : rows;
+  const trace: Trace = { nodes: [], inputs: plan.prev.map(() => []), norms: norms ? norms.map(() => []) : [] };
+  const normalise: Normalise | undefined = norms && ((layer, x) => normaliseWithBatch(x, norms[layer]!, trace.norms[layer]!));
+  const { outputs, final } = unroll(plan, weights, embedded, initial, masks.hidden, normalise, trace);
+  const top = masks.output ? tf.mul(outputs, masks.output) : outputs;
+  const probs = tiedSoftmax(top, embedding);
+  const loss = crossEntropy(probs, targets);
+
+  // d(mean CE)/d logits = (P − onehot(y))/N. The one-hot half never becomes a dense [N,V]
+  // tensor: its products with E and with h are a row gather and a segment sum.
+  const scaledTop = tf.mul(top, 1 / N);
+  const dTop = tf.mul(tf.sub(tf.matMul(probs, embedding), lookup(embedding, targets)), 1 / N);
+  let dOutputs = masks.output ? tf.mul(dTop, masks.output) : dTop;
+  if (slowness > 0 && window.steps > 1) {
+    // β/((T−1)B)·Σ‖h_t − h_{t−1}‖²: h_t gets +c·(h_t − h_{t−1}) and −c·(h_{t+1} − h_t), c = 2β/((T−1)B).
+    const cut = new RowCutter();
+    const diff = tf.sub(cut.rows(outputs, B, N - B), cut.rows(outputs, 0, N - B));
+    const zeros = tf.zeros([B, H]);
+    const c = (2 * slowness) / (N - B);
+    dOutputs = tf.add(dOutputs, tf.mul(tf.sub(tf.concat([zeros, diff], 0), tf.concat([diff, zeros], 0)), c));
+  }
+  const normScales = norms?.map((bn) => bn.scale);
+  const { dWeights, dEmbedded, dNorms } = backprop(plan, weights, embedded, trace, dOutputs, masks.hidden, normScales);
+  const dRows = masks.input ? tf.mul(dEmbedded, masks.input) : dEmbedded;
+  const ids = new Int32Array(2 * N);
+  ids.set(inputs);
+  ids.set(targets, N);
+  const sparse = tf.unsortedSegmentSum(tf.concat([dRows, tf.neg(scaledTop)], 0), tf.tensor1d(ids, 'int32'), V);
+  const dense = tf.transpose(tf.matMul(tf.transpose(scaledTop), probs));
+  const batchStats = trace.norms.map((steps) => ({
+    mean: tf.stack(steps.map((n) => n.mean)),
+    variance: tf.stack(steps.map((n) => n.variance)),
+  }));
+  return { loss, final, dEmbedding: tf.add(dense, sparse), dWeights, ...(norms && { dNorms, batchStats }) };
+}
+
+/**
+ * Plain SGD (no momentum) with E's L2 term added to the gradient before clipping by global norm,
+ * as E's get_train_ops and LM do. Returns the new values of `params`.
+ */
+function clippedSgd(
+  params: readonly tf.Tensor[],
+  grads: readonly tf.Tensor[],
+  lr: number,
+  reg: Pick<RnnRegularisation, 'gradClip' | 'l2'>,
+): tf.Tensor[] {
+  const total = grads.map((g, i) => (reg.l2 > 0 ? tf.add(g, tf.mul(params[i]!, 2 * reg.l2)) : g));
+  let step: tf.Scalar = tf.scalar(lr);
+  if (reg.gradClip > 0) {
+    const norm = tf.sqrt(tf.addN(total.map((g) => tf.sum(tf.square(g)))));
+    step = tf.mul(step, tf.div(reg.gradClip, tf.maximum(norm, reg.gradClip)));
+  }
+  return params.map((p, i) => tf.sub(p, tf.mul(total[i]!, step)));
+}
+
+/** Node j's weight matrix: `rows` rows of `variable` from `firstRow` (node 0: [2H,2H], others [H,2H]). */
+export interface RowBlock {
+  variable: tf.Variable;
+  firstRow: number;
+  rows: number;
+}
+
+function readBlock({ variable, firstRow, rows }: RowBlock): tf.Tensor {
+  return rows === variable.shape[0] ? variable : new RowCutter().rows(variable, firstRow, rows);
+}
+
+/**
+ * Replaces the block's rows and nothing else; the other rows are copied bit for bit. A row
+ * scatter, because slicing out the rows around the block costs ≈50× more on wasm.
+ */
+function writeBlock({ variable, firstRow, rows }: RowBlock, value: tf.Tensor): void {
+  if (rows === variable.shape[0]) {
+    variable.assign(value);
+    return;
+  }
+  const indices = tf.tensor2d(Int32Array.from({ length: rows }, (_, r) => firstRow + r), [rows, 1], 'int32');
+  variable.assign(tf.tensorScatterUpdate(variable, indices, value));
+}
+
+/** U(±range) values from the model's own stream, so an init is the same on every backend. */
+export function uniformVariable(random: Random, shape: number[], range: number): tf.Variable {
+  const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * random.next() - 1) * range);
+  return tf.variable(tf.tensor(values, shape));
+}
+
+/** E's assign_moving_average once per time step, T steps at once: m ← d^T·m + Σ_t (1 − d)·d^(T−1−t)·stat_t. */
+function movingAverage(moving: tf.Tensor, stats: tf.Tensor): tf.Tensor {
+  const T = stats.shape[0]!;
+  const weights = Float32Array.from({ length: T }, (_, t) => (1 - BN_DECAY) * BN_DECAY ** (T - 1 - t));
+  const recent = tf.reshape(tf.matMul(tf.tensor2d(weights, [1, T]), stats), moving.shape);
+  return tf.add(tf.mul(moving, BN_DECAY ** T), recent);
+}
+
+/** The cell of a genotype as a model stores it: the plan, where each node's weight matrix lives, and E's batch norms if any. */
+export interface CellParameters {
+  plan: CellPlan;
+  blocks: RowBlock[];
+  /** Nodes 0..N−1 (on [2H] pre-activations), then the output ([H]). */
+  norms?: BatchNormTensors<tf.Variable>[];
+}
+
+export interface RecurrentModelOptions {
+  keep: RnnKeepProbs;
+  reg: RnnRegularisation;
+}
+
+/** Throws unless the sizes are positive integers, keep probabilities in (0, 1] and regularisers non-negative. */
+export function checkRecurrentConfig(sizes: Record<string, number>, { keep, reg }: RecurrentModelOptions): void {
+  for (const [name, v] of Object.entries(sizes))
+    if (!(Number.isInteger(v) && v >= 1)) throw new RangeError(`${name} ${v} must be a positive integer`);
+  for (const [name, p] of Object.entries(keep))
+    if (!(p > 0 && p <= 1)) throw new RangeError(`keep.${name} ${p} must be in (0, 1]`);
+  for (const name of ['gradClip', 'l2', 'slowness'] as const)
+    if (!(reg[name] >= 0)) throw new RangeError(`${name} ${reg[name]} must be non-negative`);
+}
+
+/**
+ * A language model on the ENAS cell with a tied embedding: the training loop shared by the
+ * supernet and the fixed RNN. The hidden state is carried from one training window to the next
+ * (ENAS.md §3, PTB) and is not part of `state`: the reference zeroes it at every epoch
+ * boundary, where checkpoints are taken, and it depends on the batch size.
+ */
+export abstract class RecurrentLanguageModel implements TrainableModel<RnnGenotype> {
+  abstract readonly state: ReadonlyMap<string, tf.Variable>;
+  private carried?: tf.Tensor;
+
+  protected constructor(
+    protected readonly embedding: tf.Variable,
+    private readonly options: RecurrentModelOptions,
+    readonly random: Random,
+  ) {}
+
+  /** The cell of `genotype` and the variables it uses. */
+  protected abstract cell(genotype: RnnGenotype): CellParameters;
+
+  get vocabSize(): number {
+    return this.embedding.shape[0]!;
+  }
+
+  get hiddenSize(): number {
+    return this.embedding.shape[1]!;
+  }
+
+  /** The carried hidden state [B,H] (a copy), or undefined after construction or resetState. */
+  carriedState(): tf.Tensor | undefined {
+    return this.carried?.clone();
+  }
+
+  trainStep(genotype: RnnGenotype, batch: Batch, lr: number): StepStats {
+    const { plan, blocks, norms } = this.cell(genotype);
+    const window = readWindow(batch, this.vocabSize);
+    if (this.carried && this.carried.shape[0] !== window.batchSize)
+      throw new RangeError(
+        `the hidden state is carried for batch size ${this.carried.shape[0]}, got ${window.batchSize}; call resetState() first`,
+      );
+    const { loss, final } = tf.tidy(() => {
+      const masks = sampleMasks(this.random, window, this.hiddenSize, this.options.keep);
+      const initial = this.carried ?? tf.zeros([window.batchSize, this.hiddenSize]);
+      const weights = blocks.map(readBlock);
+      const step = windowGradients(plan, this.embedding, weights, window, initial, masks, this.options.reg.slowness, norms);
+      const normParams = (norms ?? []).flatMap((bn) => [bn.scale, bn.offset]);
+      const normGrads = (step.dNorms ?? []).flatMap((d) => [d.scale, d.offset]);
+      const updated = clippedSgd(
+        [this.embedding, ...weights, ...normParams],
+        [step.dEmbedding, ...step.dWeights, ...normGrads],
+        lr,
+        this.options.reg,
+      );
+      this.embedding.assign(updated[0]!);
+      blocks.forEach((block, j) => writeBlock(block, updated[j + 1]!));
+      normParams.forEach((variable, i) => variable.assign(updated[blocks.length + 1 + i]!));
+      norms?.forEach((bn, i) => {
+        bn.movingMean.assign(movingAverage(bn.movingMean, step.batchStats![i]!.mean));
+        bn.movingVariance.assign(movingAverage(bn.movingVariance, step.batchStats![i]!.variance));
+      });
+      return { loss: step.loss, final: step.final };
+    });
+    this.carried?.dispose();
+    this.carried = final;
+    const value = loss.dataSync()[0]!;
+    loss.dispose();
+    return { loss: value };
+  }
+
+  evaluate(genotype: RnnGenotype, batch: Batch): StepStats {
+    const { plan, blocks, norms } = this.cell(genotype);
+    const window = readWindow(batch, this.vocabSize);
+    const loss = tf.tidy(() => windowLoss(plan, this.embedding, blocks.map(readBlock), window, norms));
+    const value = loss.dataSync()[0]!;
+    loss.dispose();
+    return { loss: value };
+  }
+
+  resetState(): void {
+    this.carried?.dispose();
+    this.carried = undefined;
+  }
+
+  dispose(): void {
+    this.resetState();
+    for (const variable of this.state.values()) variable.dispose();
+  }
+}

@@ -1,0 +1,113 @@
+/*
+ * `--mode shared`: one ENAS step per NNI trial. Load the shared supernet weights from the store
+ * (the first trial initialises it from the seeded initial weights), score this architecture on
+ * V validation batches with those weights — the reward, measured before training on it, as the
+ * reference's controller phase scores arcs (ENAS.md §2–3) — then train the shared weights on it
+ * for S batches and merge the change into the store. With any NNI tuner this is search with
+ * weight sharing; with Random it is the paper's random-search ablation (ENAS.md §4).
+ *
+ * Schedule across trials: the store holds an int32 global step next to the weights; commits add
+ * each trial's S steps. A trial reads data from position `step` of the seeded per-epoch order
+ * and takes the reference's epoch-granular cosine lr at ⌊step / batches per epoch⌋ (ENAS.md §3),
+ * so the schedule runs on as if one process trained. Under concurrency, trials that load the same
+ * store version start from the same step: they train on the same S batches (each with its own
+ * architecture; the merge then works like one larger batch) and the counter moves past the
+ * window the second one would have taken, so those batches are skipped this epoch. Trials that
+ * load after a commit read a fresh window. The lr is unaffected: it counts steps taken, as the
+ * reference's does. Reward batches advance by V per committed trial, so trials loading the same
+ * version are scored on the same images, a like-for-like comparison.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { commitUpdate, initStore, loadStore, MANIFEST_FILE, type StoreTensor, type StoreTensors } from './store.js';
+import { assignModelState, readModelState } from './store-tf.js';
+import type { StepStats } from './model.js';
+import { seconds } from './outputs.js';
+import type { RunContext, Task } from './task.js';
+
+/** The store tensor counting training steps taken by all trials. */
+export const GLOBAL_STEP = 'trial/global_step';
+
+/** --store, else runs/nni-<experiment id>/store (standalone: runs/standalone/store) under the trial's working directory, NNI's trialCodeDirectory. */
+export function defaultStoreDir(explicit: string | undefined, env: NodeJS.ProcessEnv, cwd = process.cwd()): string {
+  return resolve(cwd, explicit ?? join('runs', env.NNI_EXP_ID ? `nni-${env.NNI_EXP_ID}` : 'standalone', 'store'));
+}
+
+const stepTensor = (step: number): StoreTensor => ({ shape: [], data: Int32Array.of(step) });
+
+/** The store's view of a model at `step`: its state plus the global step. */
+function storeTensors(state: ReturnType<typeof readModelState>, step: number): StoreTensors {
+  return new Map([...state, [GLOBAL_STEP, stepTensor(step)]]);
+}
+
+/** Every S/4 steps, so NNI's chart gets a few points per trial without a PUT per step. */
+const reportEvery = (steps: number): number => Math.max(1, Math.ceil(steps / 4));
+
+export async function runShared(context: RunContext, task: Task, storeDir: string): Promise<void> {
+  const { options, architecture, metrics, print, phases } = context;
+  const { genotype } = architecture;
+  const model = task.createSupernet();
+  phases.end('model');
+
+  // A store of another model is refused by its description, before any tensor is compared.
+  const description = task.supernetDescription;
+  if (!existsSync(join(storeDir, MANIFEST_FILE)))
+    await initStore(storeDir, storeTensors(readModelState(model.state), 0), { model: description });
+  const snapshot = loadStore(storeDir);
+  if (JSON.stringify(snapshot.meta.model) !== JSON.stringify(description))
+    throw new Error(
+      `weight store ${storeDir} holds ${JSON.stringify(snapshot.meta.model ?? 'no nni-enas supernet')}, ` +
+        `this trial needs ${JSON.stringify(description)}: pass another --store, or delete that directory`,
+    );
+  const step = snapshot.tensors.get(GLOBAL_STEP)?.data[0];
+  if (step === undefined) throw new Error(`weight store ${storeDir} has no ${GLOBAL_STEP} tensor`);
+  const weights = new Map(snapshot.tensors);
+  weights.delete(GLOBAL_STEP);
+  assignModelState(model.state, weights);
+  phases.end('store load');
+
+  const score = task.score(model, genotype, (snapshot.version - 1) * options.validBatches, options.validBatches);
+  phases.end('score');
+
+  const trainer = task.trainer(model, step);
+  const every = reportEvery(options.trainSteps);
+  const window: StepStats[] = [];
+  const all: StepStats[] = [];
+  for (let i = 0; i < options.trainSteps; i++) {
+    const stats = trainer.step(genotype, task.searchLr(step + i));
+    window.push(stats);
+    all.push(stats);
+    if ((i + 1) % every === 0 || i + 1 === options.trainSteps) {
+      await metrics.reportIntermediate(task.trainingMetric(window.splice(0)));
+    }
+  }
+  phases.end('train');
+
+  const trained = storeTensors(readModelState(model.state), step + options.trainSteps);
+  const commit = await commitUpdate(storeDir, snapshot.version, snapshot.tensors, trained);
+  model.dispose();
+  phases.end('commit');
+
+  const train = task.trainingMetric(all);
+  await metrics.reportFinal({
+    default: score.reward,
+    valid_loss: score.loss,
+    ...(score.perplexity !== undefined && { ppl: score.perplexity }),
+    train_loss: train.loss,
+    global_step: step + options.trainSteps,
+    store_version: commit.version,
+    lr: task.searchLr(step),
+  });
+  const measured = task.kind === 'image' ? 'accuracy' : '80/perplexity';
+  print(`reward ${score.reward.toFixed(4)}: ${measured} on ${score.batches} validation batches with the shared weights, before training`);
+  print(
+    `trained ${options.trainSteps} steps at lr ${task.searchLr(step).toPrecision(3)}: train loss ${train.loss.toFixed(4)}, ` +
+      `${task.kind === 'image' ? 'accuracy' : '80/perplexity'} ${train.default.toFixed(4)}`,
+  );
+  print(
+    `store ${storeDir}: version ${snapshot.version} → ${commit.version}, global step ${step} → ${step + options.trainSteps}` +
+      (commit.concurrentCommits ? ` (merged onto ${commit.concurrentCommits} concurrent commit${commit.concurrentCommits > 1 ? 's' : ''})` : ''),
+  );
+  const outside = phases.totalMs - phases.ms('score') - phases.ms('train');
+  print(`timings: ${phases.line()}; outside scoring and training ${seconds(outside)} (${((100 * outside) / phases.totalMs).toFixed(0)}%)`);
+}
