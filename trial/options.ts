@@ -12,19 +12,19 @@ export const TRIAL_MODES = ['shared', 'scratch', 'table'] as const;
 export type TrialMode = (typeof TRIAL_MODES)[number];
 
 export const DATASETS = ['fashion-mnist', 'mnist', 'cifar10', 'ptb'] as const;
+export type DatasetName = (typeof DATASETS)[number];
 
 /**
  * backend.ts's BACKENDS, repeated so that parsing options does not load TensorFlow.js (a table
  * trial never needs it); test/trial-options.test.ts checks the two lists agree.
  */
 export const BACKEND_CHOICES = ['tensorflow', 'wasm', 'cpu'] as const satisfies readonly BackendName[];
-export type DatasetName = (typeof DATASETS)[number];
 
 /**
  * Shared mode: S = 20 training steps of 64 images and V = 2 scoring batches of 100 at the default
- * micro sizes. Measured on the 2-core CPU (loaded): a trial takes 160–176 s, of which 8 s (5%) is
- * start-up, data, store load and commit; NNI's own ≈1 s per trial adds under 1%. A smaller S makes
- * those fixed costs dominate; the reference trains one batch per architecture, which NNI cannot afford.
+ * micro sizes. Measured on the busy 2-core CPU: a trial takes 68–75 s, of which 3.0–3.4 s (4–5%)
+ * is start-up, data, store load and commit, and NNI's own ≈1 s per trial adds 1.5%. A smaller S
+ * lets those fixed costs grow; the reference trains one batch per architecture, which NNI cannot afford.
  */
 export const DEFAULT_TRAIN_STEPS = 20;
 export const DEFAULT_VALID_BATCHES = 2;

@@ -13,8 +13,10 @@
  * store version start from the same step: they train on the same S batches (each with its own
  * architecture; the merge then works like one larger batch) and the counter moves past the
  * window the second one would have taken, so those batches are skipped this epoch. Trials that
- * load after a commit read a fresh window. The lr is unaffected: it counts steps taken, as the
- * reference's does. Reward batches advance by V per committed trial, so trials loading the same
+ * load after a commit read a fresh window. NNI starts trials that end in the same poll together,
+ * so with trialConcurrency c and trials of equal length an epoch can see as few as 1/c of its
+ * batches, each c times (reshuffled every epoch, so all data is still used). The lr is
+ * unaffected: it counts steps taken, as the reference's does. Reward batches advance by V per committed trial, so trials loading the same
  * version are scored on the same images, a like-for-like comparison.
  */
 import { existsSync } from 'node:fs';
