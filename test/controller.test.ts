@@ -189,7 +189,7 @@ describe('macro skip penalty', () => {
   });
 });
 
-describe('gradient functions (tuner/controller-gradients.ts)', () => {
+describe('gradient functions (common/tf-gradients.ts)', () => {
   it('match central differences on a function that uses every one of them', () => {
     const f = (a: tf.Tensor2D, b: tf.Tensor2D): tf.Scalar =>
       tf.tidy(() => {

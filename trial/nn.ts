@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../common/random.js';
-import './cnn-gradients.js';
+import '../common/tf-gradients.js';
 
 /** BN ε and moving-average decay of the reference (ENAS.md hyperparameters: "BN decay 0.9, ε 1e-5"). */
 export const BN_EPSILON = 1e-5;

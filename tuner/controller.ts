@@ -16,7 +16,7 @@ import { compileChecker, ValidationError } from '../common/validate.js';
 import { decisions, fromTokens, type SpaceSpec } from '../search-spaces/spaces.js';
 import type { BackendName } from '../trial/backend.js';
 import type { SearchStrategy } from './strategy.js';
-import './controller-gradients.js';
+import '../common/tf-gradients.js';
 import { ControllerNet, SamplingRollout, TeacherRollout, type SpacePolicy } from './controller-network.js';
 import { macroPolicy } from './controller-macro.js';
 import { microPolicy } from './controller-micro.js';

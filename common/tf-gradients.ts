@@ -1,5 +1,7 @@
 /*
- * Gradient functions for the kernels on the path of the controller's loss.
+ * Gradient functions for the tfjs kernels our models leave on tfjs's tape: the controller's loss
+ * (tuner/controller.ts) and the CNN classifiers' matMul and loss sum (trial/nn.ts; everything
+ * else there runs as tf.customGrad ops with hand-written backward passes).
  *
  * tfjs-core's Node bundle registers no gradients. Its `dist/register_all_gradients.js` is ESM
  * with extensionless imports, which Node cannot load. Without these, `tf.variableGrads` fails with
@@ -22,7 +24,7 @@ function unbroadcast(dy: tf.Tensor, shape: number[]): tf.Tensor {
 
 const single = (dy: tf.Tensor | tf.Tensor[]): tf.Tensor => dy as tf.Tensor;
 
-const CONTROLLER_GRADIENTS: GradConfig[] = [
+const GRADIENTS: GradConfig[] = [
   {
     kernelName: 'Add',
     inputsToSave: ['a', 'b'],
@@ -107,11 +109,14 @@ const CONTROLLER_GRADIENTS: GradConfig[] = [
       const transposeA = attrs['transposeA'] as boolean;
       const transposeB = attrs['transposeB'] as boolean;
       // d(op(A)·op(B)) for each transpose combination, then summed over broadcast batch dims.
-      const da = transposeA ? tf.matMul(b!, g, transposeB, true) : tf.matMul(g, b!, false, !transposeB);
-      const db = transposeB ? tf.matMul(g, a!, true, transposeA) : tf.matMul(a!, g, !transposeA, false);
-      return { a: () => unbroadcast(da, a!.shape), b: () => unbroadcast(db, b!.shape) };
+      // The products are transposed matMuls, which trial/kernels makes fast on wasm.
+      const da = () => (transposeA ? tf.matMul(b!, g, transposeB, true) : tf.matMul(g, b!, false, !transposeB));
+      const db = () => (transposeB ? tf.matMul(g, a!, true, transposeA) : tf.matMul(a!, g, !transposeA, false));
+      // The products are fresh tensors: only broadcast batch dims need a reduction, not a copy.
+      const fit = (t: tf.Tensor, shape: number[]) => (backend_util.getReductionAxes(shape, t.shape).length ? unbroadcast(t, shape) : t);
+      return { a: () => fit(da(), a!.shape), b: () => fit(db(), b!.shape) };
     },
   },
 ];
 
-for (const config of CONTROLLER_GRADIENTS) if (!getGradient(config.kernelName)) registerGradient(config);
+for (const config of GRADIENTS) if (!getGradient(config.kernelName)) registerGradient(config);
