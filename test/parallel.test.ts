@@ -72,7 +72,7 @@ describe('DataParallelModel', () => {
   it('with one worker equals the plain model bit for bit (micro supernet)', () => {
     const g = randomArc<MicroGenotype>(microSpec, 3);
     const plain = buildFromRecipe(MICRO);
-    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 1 });
+    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 1, replyTimeoutMs: 60_000 });
     try {
       expect(maxDiff(hostState(plain), mainCopy(dp))).toBe(0);
       for (let k = 0; k < 3; k++) {
@@ -95,7 +95,7 @@ describe('DataParallelModel', () => {
   it('with two workers: replicas stay identical and match averaging half-batch gradients by hand (macro supernet, moving BN stats)', () => {
     const g = randomArc<MacroGenotype>(macroSpec, 3);
     const seed = MACRO.config.seed!;
-    const dp = new DataParallelModel<MacroGenotype>(MACRO, { workers: 2 });
+    const dp = new DataParallelModel<MacroGenotype>(MACRO, { workers: 2, replyTimeoutMs: 60_000 });
     const a = buildFromRecipe(MACRO);
     const b = buildFromRecipe(MACRO);
     b.random.restore(replicaRandomState(seed, 1, b.random.state));
@@ -144,7 +144,7 @@ describe('DataParallelModel', () => {
 
   it('learns; assigned state reaches every replica; close leaves no worker', async () => {
     const g = randomArc<MicroGenotype>(microSpec, 4);
-    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2 });
+    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2, replyTimeoutMs: 60_000 });
     const losses: number[] = [];
     for (let k = 0; k < 24; k++) {
       const batch = batchAt(data, k % 4, BATCH);
@@ -181,14 +181,14 @@ describe('DataParallelModel', () => {
 
   it('reports a worker error with its message, then refuses to go on', async () => {
     const g = randomArc<MicroGenotype>(microSpec, 5);
-    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2 });
+    const dp = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2, replyTimeoutMs: 60_000 });
     const batch = batchAt(data, 0, BATCH);
     dp.injectFailure(1, 'simulated failure');
     expect(() => dp.trainStep(g, batch, LR)).toThrow(/worker 1: simulated failure/);
     expect(() => dp.evaluate(g, batch)).toThrow(/failed earlier/);
     await dp.close();
 
-    const bad = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2 });
+    const bad = new DataParallelModel<MicroGenotype>(MICRO, { workers: 2, replyTimeoutMs: 60_000 });
     const wrong = { ...g, normal: g.normal.slice(0, 1) };
     expect(() => bad.trainStep(wrong, batch, LR)).toThrow(/worker 0: micro cell has 1 nodes/);
     await bad.close();
@@ -196,7 +196,10 @@ describe('DataParallelModel', () => {
 
     // A model the worker cannot build: the constructor throws the worker's message.
     const unbuildable: ModelRecipe = { kind: 'micro-fixed', genotype: { ...g, reduce: g.reduce.slice(0, 1) }, config: MICRO.config };
-    expect(() => new DataParallelModel(unbuildable, { workers: 1 })).toThrow(/worker 0: micro cell has 1 nodes/);
+    expect(() => new DataParallelModel(unbuildable, { workers: 1, replyTimeoutMs: 60_000 })).toThrow(/worker 0: micro cell has 1 nodes/);
+    // A worker module that does not load (e.g. dist/ being rewritten by a concurrent build): an error, not a hang.
+    const missing = new URL('file:///nonexistent/parallel-worker.js');
+    expect(() => new DataParallelModel(MICRO, { workers: 2, workerModule: missing, replyTimeoutMs: 60_000 })).toThrow(/worker 0: cannot load/);
   });
 });
 

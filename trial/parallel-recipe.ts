@@ -82,6 +82,8 @@ export interface WorkerInit {
   index: number;
   port: MessagePort;
   signal: SharedArrayBuffer;
+  /** The worker module (file URL), imported by the bootstrap script. */
+  url: string;
 }
 
 /** Host arrays of some named tensors, packed into one buffer. */

@@ -35,7 +35,7 @@ async function main(init: WorkerInit): Promise<void> {
   const fail = (seq: number, error: unknown) =>
     post({ seq, op: 'error', message: `worker ${init.index}: ${error instanceof Error ? error.message : String(error)}` });
   process.on('uncaughtException', (error) => fail(-1, error));
-  process.on('exit', (code) => fail(-1, `exited with code ${code}`));
+  // The bootstrap script (trial/parallel.ts) reports the thread's exit.
 
   let model: AnyClassifier;
   try {

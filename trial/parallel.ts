@@ -78,6 +78,10 @@ export interface DataParallelOptions {
   workers?: number;
   /** Backend of the workers; default the main thread's current backend (wasm if it is none of ours). */
   backend?: BackendName;
+  /** How long a call waits for a worker's answer before giving up with an error; default 10 minutes. */
+  replyTimeoutMs?: number;
+  /** The worker module's URL; default the compiled trial/parallel-worker.js (tests point it elsewhere). */
+  workerModule?: URL;
 }
 
 /** Where the time of the training steps went, in milliseconds summed over `steps`. */
@@ -110,6 +114,28 @@ interface Replica {
 }
 
 const dataIdOf = (v: tf.Variable): object => (v as unknown as { dataId: object }).dataId;
+
+/**
+ * The worker's entry: an in-memory script that cannot fail to load. It marks the thread's exit in
+ * the signal's word 1, so that a main thread blocked in Atomics.wait notices a worker whose module
+ * failed to load or that died (it cannot see the Worker's 'error'/'exit' events while blocked),
+ * then imports the real worker (trial/parallel-worker.ts).
+ */
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+const signal = new Int32Array(workerData.signal);
+const report = (message) => {
+  try { workerData.port.postMessage({ seq: -1, op: 'error', message: 'worker ' + workerData.index + ': ' + message }); } catch {}
+  Atomics.store(signal, 1, 1);
+  Atomics.add(signal, 0, 1);
+  Atomics.notify(signal, 0);
+};
+process.on('exit', (code) => report('its thread exited with code ' + code));
+import(workerData.url).catch((error) => {
+  report('cannot load ' + workerData.url + ': ' + (error && error.message));
+  process.exit(1);
+});
+`;
 
 function workerUrl(): URL {
   const here = new URL('./parallel-worker.js', import.meta.url);
@@ -183,6 +209,7 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
   /** The replicas have stepped since the main-thread copy was refreshed. */
   private replicasAhead = false;
   private seq = 1;
+  private readonly replyTimeoutMs: number;
   private broken?: string;
   private disposed = false;
 
@@ -191,15 +218,17 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
     readonly recipe: ModelRecipe,
     options: DataParallelOptions = {},
   ) {
+    this.replyTimeoutMs = options.replyTimeoutMs ?? 600_000;
     this.workers = Math.max(1, Math.floor(options.workers ?? Math.min(2, availableParallelism())));
     const current = tf.getBackend() as BackendName | undefined;
     const backend = options.backend ?? (current && (BACKENDS as readonly string[]).includes(current) ? current : 'wasm');
-    const url = workerUrl();
+    const url = options.workerModule ?? workerUrl();
     for (let index = 0; index < this.workers; index++) {
       const { port1, port2 } = new MessageChannel();
-      const signal = new SharedArrayBuffer(4);
-      const init: WorkerInit = { recipe, backend, index, port: port2, signal };
-      const worker = new Worker(url, { workerData: init, transferList: [port2] });
+      // Word 0: bumped after every answer; word 1: set when the worker thread exits.
+      const signal = new SharedArrayBuffer(8);
+      const init: WorkerInit = { recipe, backend, index, port: port2, signal, url: url.href };
+      const worker = new Worker(BOOTSTRAP, { eval: true, workerData: init, transferList: [port2] });
       // A forgotten dispose must not keep the process alive.
       worker.unref();
       const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
@@ -436,13 +465,22 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
 
   /** Blocks until `replica` answers request `seq`. An error answer breaks the model for good. */
   private receive(replica: Replica, seq: number, expect: Reply['op']): Reply {
+    const deadline = performance.now() + this.replyTimeoutMs;
     for (;;) {
       let message = receiveMessageOnPort(replica.port);
       if (!message) {
         const seen = Atomics.load(replica.signal, 0);
         message = receiveMessageOnPort(replica.port);
         if (!message) {
-          Atomics.wait(replica.signal, 0, seen, 1000);
+          const index = this.replicas.indexOf(replica);
+          const gone = Atomics.load(replica.signal, 1) === 1;
+          const late = performance.now() > deadline;
+          if (gone || late) {
+            const what = `worker ${index}: ${gone ? 'its thread exited' : `no answer within ${this.replyTimeoutMs} ms`} (waiting for ${expect} #${seq})`;
+            this.broken ??= what;
+            throw new Error(what);
+          }
+          Atomics.wait(replica.signal, 0, seen, 250);
           continue;
         }
       }
