@@ -1,3 +1,7 @@
+/*
+ * The fixed RNN (trial/fixed/rnn.ts): the released PTB cell, learning on a fixed batch, agreement
+ * with the supernet's subgraph, the parameter count of the reference ptb_final, no leaked tensors.
+ */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';

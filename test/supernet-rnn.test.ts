@@ -1,3 +1,9 @@
+/*
+ * The RNN supernet (trial/supernet/rnn.ts) and the shared cell (trial/rnn-cell.ts): loss and
+ * hand-written gradients against a float64 reference, with and without E's batch norms; learning
+ * on the opening of the KJV corpus; weight sharing by (node, predecessor, activation) block; the
+ * carried hidden state; no leaked tensors. Runs on wasm with the project's kernels.
+ */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -287,7 +293,7 @@ describe('RNN supernet', () => {
   });
 
   it('lowers the loss while training random cells', () => {
-    // lr 5, not the reference 20: a tiny model's weights are small next to lr 20's clipped step.
+    // lr 5, not the reference 20, whose clipped steps are coarse for a model this small.
     const model = new RnnSupernet({ vocabSize: corpus.vocabSize, hiddenSize: 24, nodes: 8, seed: 1 });
     const random = new Random(2);
     const probe = randomGenotype(new Random(3), 8);
@@ -301,8 +307,8 @@ describe('RNN supernet', () => {
       model.resetState();
       for (const w of windows) losses.push(model.trainStep(randomGenotype(random, 8), w, 5).loss);
     }
-    expect(probeLoss()).toBeLessThan(before - 0.25);
-    expect(mean(losses.slice(-8))).toBeLessThan(mean(losses.slice(0, 8)) - 0.25);
+    expect(probeLoss()).toBeLessThan(before - 0.5);
+    expect(mean(losses.slice(-8))).toBeLessThan(mean(losses.slice(0, 8)) - 0.5);
     model.dispose();
   });
 
@@ -365,11 +371,10 @@ describe('RNN supernet', () => {
       const window = readWindow(batch, corpus.vocabSize);
       const initial = tf.zeros([window.batchSize, H]);
       const { batchStats } = windowGradients(cellPlan(g), tensor('embedding'), weights, window, initial, {}, 0, norms);
-      const T = window.steps;
       layers.forEach((layer, i) => {
         for (const [stat, start] of [['mean', 0], ['variance', 1]] as const) {
           const perStep = batchStats![i]![stat].arraySync() as number[][];
-          const expected = perStep[0]!.map((_, c) => perStep.reduce((m, row) => 0.999 * m + 0.001 * row[c]!, start));
+          const expected = perStep[0]!.map((_, c) => perStep.reduce<number>((m, row) => 0.999 * m + 0.001 * row[c]!, start));
           expectClose(model.state.get(`${layer}/moving_${stat}`)!.dataSync(), expected, `${layer} moving ${stat}`);
         }
       });
