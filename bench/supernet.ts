@@ -49,7 +49,7 @@ function runJson(command: string, args: string[], env: NodeJS.ProcessEnv = proce
   if (result.status !== 0 || !lines.length) {
     // An uncaught error ends with Node's version line; the error's own line says why.
     const output = (result.stderr || result.error?.message || `exit ${result.status}`).trim().split('\n');
-    return new Error(output.find((line) => /\bError\b/.test(line))?.trim() ?? output.at(-1));
+    return new Error(output.find((line) => /^\w*Error: /.test(line))?.trim() ?? output.at(-1));
   }
   return JSON.parse(lines.at(-1)!) as Record<string, unknown>;
 }
