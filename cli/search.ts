@@ -54,7 +54,7 @@ export function addSizeOptions<T>(y: Argv<T>): Argv<T> {
     .option('channels', { type: 'number', describe: 'CNN channels of the first stage' })
     .option('hidden', { type: 'number', describe: 'rnn: hidden and embedding size' })
     .option('batch-size', { type: 'number', describe: 'training batch' })
-    .option('seed', { type: 'number', describe: 'seeds weights, data order, augmentation and the controller' })
+    .option('seed', { type: 'number', describe: 'seeds weights, data order and augmentation (search: the controller too)' })
     .option('backend', { choices: BACKENDS, describe: 'TensorFlow.js backend (default: the fastest that loads)' }) as Argv<T>;
 }
 

@@ -44,10 +44,12 @@ export interface SearchPreset {
 }
 
 /**
- * Measured on this machine (2 vCPU, loaded by other work; docs/embedded.md): the micro supernet
- * at C=8 with 3+2 cells trains ≈ … img/s on Fashion-MNIST. `default` therefore searches on 300
- * images per class (3,000 training, 3,000 validation images) for 10 epochs: the first cosine
- * period of the reference schedule ends exactly there (ENAS.md §3).
+ * `default` micro, measured on this machine (docs/embedded.md): the supernet at C=8 with 3+2
+ * cells takes ≈0.5 s of CPU per training step of 64 Fashion-MNIST images and ≈0.3 s per reward
+ * sample (100 images plus the controller's share), ≈66 s per epoch of 300 images per class, so
+ * the 10 epochs and the derive take ≈12 minutes of one core: ≈15 minutes on an idle 2-core
+ * machine, ≈30 when other work shares it. 10 epochs end exactly on the first cosine restart of
+ * the reference schedule (ENAS.md §3).
  */
 export const SEARCH_PRESETS: Record<PresetName, Record<TrainableSpace, SearchPreset>> = {
   tiny: {
@@ -77,7 +79,8 @@ export const SEARCH_PRESETS: Record<PresetName, Record<TrainableSpace, SearchPre
       schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: 5 },
     },
     rnn: {
-      trial: { subset: 40_000, hidden: 64, batchSize: 32, evalBatchSize: 32, bptt: 35 },
+      // H=200 as LM's search: the supernet's lr 20 was unstable at H=64 (validation perplexity swinging 900–6,300).
+      trial: { subset: 40_000, hidden: 200, batchSize: 32, evalBatchSize: 32, bptt: 35 },
       schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: null },
     },
   },
