@@ -2,8 +2,6 @@
  * The fixed RNN (trial/fixed/rnn.ts): the released PTB cell, learning on a fixed batch, agreement
  * with the supernet's subgraph, the parameter count of the reference ptb_final, no leaked tensors.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RNN_ACTIVATIONS, rnnLooseEnds } from '../search-spaces/genotype.js';
@@ -12,24 +10,8 @@ import { setupBackend } from '../trial/backend.js';
 import { TextBatcher } from '../trial/data/index.js';
 import { FixedRnn, fixedRnnShapes } from '../trial/fixed/rnn.js';
 import type { Batch } from '../trial/model.js';
+import { kjvOpening } from './kjv-tiny.js';
 import { RnnSupernet } from '../trial/supernet/rnn.js';
-
-/** CI checks the project out with ../shared beside it. */
-const KJV_TRAIN = fileURLToPath(new URL('../../shared/data/kjv-ptb/kjv.train.txt', import.meta.url));
-
-/** The first verses of the KJV training split as ids over their own small vocabulary. */
-function kjvOpening(lines: number): { tokens: Int32Array; vocabSize: number } {
-  const words = readFileSync(KJV_TRAIN, 'utf8')
-    .split('\n')
-    .slice(0, lines)
-    .flatMap((line) => [...line.split(/\s+/).filter((w) => w !== ''), '<eos>']);
-  const ids = new Map<string, number>();
-  const tokens = Int32Array.from(words, (w) => {
-    if (!ids.has(w)) ids.set(w, ids.size);
-    return ids.get(w)!;
-  });
-  return { tokens, vocabSize: ids.size };
-}
 
 const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 

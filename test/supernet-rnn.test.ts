@@ -4,8 +4,6 @@
  * on the opening of the KJV corpus; weight sharing by (node, predecessor, activation) block; the
  * carried hidden state; no leaked tensors. Runs on wasm with the project's kernels.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Random } from '../common/random.js';
@@ -15,23 +13,7 @@ import { TextBatcher } from '../trial/data/index.js';
 import type { Batch } from '../trial/model.js';
 import { cellPlan, readWindow, sampleMasks, windowGradients, windowLoss, type CellPlan, type TextWindow } from '../trial/rnn-cell.js';
 import { RnnSupernet, rnnSupernetShapes } from '../trial/supernet/rnn.js';
-
-/** CI checks the project out with ../shared beside it. */
-const KJV_TRAIN = fileURLToPath(new URL('../../shared/data/kjv-ptb/kjv.train.txt', import.meta.url));
-
-/** The first verses of the KJV training split as ids over their own small vocabulary (~200 words). */
-function kjvOpening(lines: number): { tokens: Int32Array; vocabSize: number } {
-  const words = readFileSync(KJV_TRAIN, 'utf8')
-    .split('\n')
-    .slice(0, lines)
-    .flatMap((line) => [...line.split(/\s+/).filter((w) => w !== ''), '<eos>']);
-  const ids = new Map<string, number>();
-  const tokens = Int32Array.from(words, (w) => {
-    if (!ids.has(w)) ids.set(w, ids.size);
-    return ids.get(w)!;
-  });
-  return { tokens, vocabSize: ids.size };
-}
+import { kjvOpening } from './kjv-tiny.js';
 
 function randomGenotype(random: Random, nodes: number): RnnGenotype {
   return {
