@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { SpaceSpec } from '../search-spaces/spaces.js';
 import type { ControllerOptions } from './controller.js';
-import { Anchors, chooseEach, type SpacePolicy } from './controller-network.js';
+import { Anchors, attentionControllerParams, chooseEach, type SpacePolicy } from './controller-network.js';
 
 type MacroSpec = Extract<SpaceSpec, { space: 'macro' }>;
 
@@ -13,15 +13,7 @@ export function macroPolicy(spec: MacroSpec, options: ControllerOptions): SpaceP
   const H = options.lstmSize;
   const ops = spec.ops.length;
   return {
-    params: {
-      lstm: { shape: [2 * H, 4 * H] },
-      g_emb: { shape: [1, H] },
-      emb: { shape: [ops, H] },
-      soft: { shape: [H, ops] },
-      attn_1: { shape: [H, H] },
-      attn_2: { shape: [H, H] },
-      attn_v: { shape: [H, 1] },
-    },
+    params: attentionControllerParams(H, ops),
     entropy: 'sampled',
     walk(net, rollout) {
       const batch = rollout.batchSize;

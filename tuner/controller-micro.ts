@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { SpaceSpec } from '../search-spaces/spaces.js';
 import type { ControllerOptions } from './controller.js';
-import { Anchors, chooseEach, type ControllerNet, type LstmState, type Rollout, type SpacePolicy } from './controller-network.js';
+import { Anchors, attentionControllerParams, chooseEach, type ControllerNet, type LstmState, type Rollout, type SpacePolicy } from './controller-network.js';
 
 type MicroSpec = Extract<SpaceSpec, { space: 'micro' }>;
 
@@ -61,16 +61,7 @@ export function microPolicy(spec: MicroSpec, options: ControllerOptions): SpaceP
   }
 
   return {
-    params: {
-      lstm: { shape: [2 * H, 4 * H] },
-      g_emb: { shape: [1, H] },
-      emb: { shape: [ops, H] },
-      soft: { shape: [H, ops] },
-      soft_bias: { shape: [1, ops], init: opBiasInit },
-      attn_1: { shape: [H, H] },
-      attn_2: { shape: [H, H] },
-      attn_v: { shape: [H, 1] },
-    },
+    params: { ...attentionControllerParams(H, ops), soft_bias: { shape: [1, ops], init: opBiasInit } },
     entropy: 'full',
     walk(net, rollout) {
       const afterNormal = walkCell(net, rollout, 0, net.zeroState(rollout.batchSize));

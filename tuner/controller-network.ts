@@ -24,6 +24,22 @@ export interface ParamSpec {
  */
 export type EntropyKind = 'sampled' | 'full';
 
+/**
+ * The parameters every attention controller has (ENAS.md §2): a bias-free LSTM, the start input
+ * g_emb, an embedding and a softmax head over `choices` options, and the attention W1, W2, v.
+ */
+export function attentionControllerParams(H: number, choices: number): Record<string, ParamSpec> {
+  return {
+    lstm: { shape: [2 * H, 4 * H] },
+    g_emb: { shape: [1, H] },
+    emb: { shape: [choices, H] },
+    soft: { shape: [H, choices] },
+    attn_1: { shape: [H, H] },
+    attn_2: { shape: [H, H] },
+    attn_v: { shape: [H, 1] },
+  };
+}
+
 /** A space's controller: its parameters and its walk through the tokens in the reference's sampling order. */
 export interface SpacePolicy {
   readonly params: Record<string, ParamSpec>;

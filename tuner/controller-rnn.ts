@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { SpaceSpec } from '../search-spaces/spaces.js';
 import type { ControllerOptions } from './controller.js';
-import { Anchors, chooseEach, type SpacePolicy } from './controller-network.js';
+import { Anchors, attentionControllerParams, chooseEach, type SpacePolicy } from './controller-network.js';
 
 type RnnSpec = Extract<SpaceSpec, { space: 'rnn' }>;
 
@@ -14,15 +14,7 @@ export function rnnPolicy(spec: RnnSpec, options: ControllerOptions): SpacePolic
   const H = options.lstmSize;
   const activations = spec.ops.length;
   return {
-    params: {
-      lstm: { shape: [2 * H, 4 * H] },
-      g_emb: { shape: [1, H] },
-      emb: { shape: [activations, H] },
-      soft: { shape: [H, activations] },
-      attn_1: { shape: [H, H] },
-      attn_2: { shape: [H, H] },
-      attn_v: { shape: [H, 1] },
-    },
+    params: attentionControllerParams(H, activations),
     entropy: 'sampled',
     walk(net, rollout) {
       const batch = rollout.batchSize;
