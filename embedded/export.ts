@@ -25,6 +25,8 @@ export const WEIGHTS_BIN = 'weights.bin';
 export const ARCHITECTURE_JSON = 'architecture.json';
 export const ARCHITECTURE_SVG = 'architecture.svg';
 const MODEL_FORMAT = 'nni-enas-model/1';
+/** Images per forward pass in predictClasses: the reference's evaluation batch (ENAS.md §1). */
+const PREDICT_BATCH = 100;
 
 /** A fixed network's full configuration, enough to build it again. */
 export type FixedModelConfig =
@@ -170,8 +172,16 @@ export function loadExportedModel(dir: string): ExportedModel {
       const table = normalizationTable(preprocessing.stats);
       const channels = preprocessing.stats.mean.length;
       const [height, width] = (manifest.model.config as MicroFixedConfig | MacroFixedConfig).inputShape;
-      const x = Float32Array.from(pixels, (v, i) => table[(i % channels) * 256 + v]!);
-      return tf.tidy(() => tf.argMax(classifier().logits(genotype, tf.tensor4d(x, [count, height, width, channels])), 1).dataSync() as Int32Array);
+      const size = height * width * channels;
+      if (pixels.length !== count * size) throw new Error(`${pixels.length} pixel values are not ${count} images of ${height}×${width}×${channels}`);
+      const classes = new Int32Array(count);
+      // In batches, as evaluation runs: activations of thousands of images at once would fill the wasm heap.
+      for (let start = 0; start < count; start += PREDICT_BATCH) {
+        const n = Math.min(PREDICT_BATCH, count - start);
+        const x = Float32Array.from(pixels.subarray(start * size, (start + n) * size), (v, i) => table[(i % channels) * 256 + v]!);
+        classes.set(tf.tidy(() => tf.argMax(classifier().logits(genotype, tf.tensor4d(x, [n, height, width, channels])), 1).dataSync() as Int32Array), start);
+      }
+      return classes;
     },
     evaluate: (batch) => network.evaluate(genotype, batch),
     dispose: () => network.dispose(),
