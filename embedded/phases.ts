@@ -111,7 +111,13 @@ export async function childPhase(ctx: SearchContext): Promise<boolean> {
     if (ctx.io.stop.requested) return false;
     const started = performance.now();
     const genotype = fromTokens(ctx.settings.spec, parts.controller.propose());
-    const stats = ctx.trainer.step(genotype, searchLr(parts, state.globalStep));
+    const lr = searchLr(parts, state.globalStep);
+    const stats = ctx.trainer.step(genotype, lr);
+    if (!Number.isFinite(stats.loss))
+      throw new Error(
+        `the shared weights diverged: training loss ${stats.loss} at epoch ${state.epoch + 1}, step ${state.phaseDone + 1} (lr ${lr}); ` +
+          `the checkpoint holds the search before epoch ${state.epoch + 1}`,
+      );
     state.globalStep++;
     state.phaseDone++;
     const sums = state.epochSums;

@@ -79,8 +79,7 @@ export const SEARCH_PRESETS: Record<PresetName, Record<TrainableSpace, SearchPre
       schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: 5 },
     },
     rnn: {
-      // H=200 as LM's search: the supernet's lr 20 was unstable at H=64 (validation perplexity swinging 900–6,300).
-      trial: { subset: 40_000, hidden: 200, batchSize: 32, evalBatchSize: 32, bptt: 35 },
+      trial: { subset: 40_000, hidden: 64, batchSize: 32, evalBatchSize: 32, bptt: 35 },
       schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: null },
     },
   },

@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Random } from '../common/random.js';
 import { writeFileAtomic } from '../common/files.js';
+import { compileChecker } from '../common/validate.js';
 import type { Genotype } from '../search-spaces/genotype.js';
 import { decisions, fromTokens, toTokens, type SpaceSpec } from '../search-spaces/spaces.js';
 import type { BackendName } from '../trial/backend.js';
@@ -85,6 +86,27 @@ interface RetrainState {
   seconds: number;
   historyLines: number;
 }
+
+const checkState = compileChecker<RetrainState>(
+  {
+    type: 'object',
+    properties: {
+      epoch: { type: 'integer', minimum: 0 },
+      step: { type: 'integer', minimum: 0 },
+      sums: {
+        type: 'object',
+        properties: { loss: { type: 'number' }, accuracy: { type: 'number' }, steps: { type: 'integer', minimum: 0 } },
+        required: ['loss', 'accuracy', 'steps'],
+        additionalProperties: false,
+      },
+      seconds: { type: 'number', minimum: 0 },
+      historyLines: { type: 'integer', minimum: 0 },
+    },
+    required: ['epoch', 'step', 'sums', 'seconds', 'historyLines'],
+    additionalProperties: false,
+  },
+  'retraining checkpoint state',
+);
 
 /** What the test set said. */
 export interface TestScore {
@@ -282,7 +304,7 @@ export async function runRetrain(dir: string, settings: RetrainSettings, resume:
       if (!hasCheckpoint(checkpointDir)) throw new Error(`${dir}: no retraining checkpoint to resume`);
       const checkpoint = readCheckpoint<RetrainState>(checkpointDir, 'retrain', description);
       restoreModel(model, checkpoint);
-      state = checkpoint.meta.state;
+      state = checkState(checkpoint.meta.state);
       history = HistoryLog.resume<EpochLine>(dir, state.historyLines);
       io.print(`resuming ${dir}: ${state.epoch} of ${count(recipe.epochs, 'epoch')} done, step ${state.step}`);
     } else {
@@ -324,6 +346,11 @@ export async function runRetrain(dir: string, settings: RetrainSettings, resume:
         }
         const started = performance.now();
         const stats = step(lr);
+        if (!Number.isFinite(stats.loss))
+          throw new Error(
+            `training diverged: loss ${stats.loss} at epoch ${state.epoch + 1}, step ${state.step - state.epoch * perEpoch + 1} (lr ${lr}); ` +
+              `the checkpoint holds the network before epoch ${state.epoch + 1}`,
+          );
         state.step++;
         state.sums.steps++;
         state.sums.loss += stats.loss;

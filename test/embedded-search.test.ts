@@ -1,13 +1,14 @@
 /*
  * The embedded search (embedded/search.ts) on a tiny micro space and tiny Fashion-MNIST: a
  * 2-epoch run writes every output; resuming after epoch 1, or after a stop in the middle of an
- * epoch, continues exactly as the uninterrupted run (same architectures, rewards and history).
+ * epoch, continues exactly as the uninterrupted run (same architectures, rewards and history);
+ * the macro space runs through the same loop.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readRun } from '../common/results.js';
-import { MICRO_OPS } from '../search-spaces/genotype.js';
+import { MACRO_OPS, MICRO_OPS } from '../search-spaces/genotype.js';
 import { toTokens, type SpaceSpec } from '../search-spaces/spaces.js';
 import { setupBackend } from '../trial/backend.js';
 import { loadStore } from '../trial/store.js';
@@ -97,6 +98,17 @@ describe('embedded search', () => {
       return rest;
     };
     expect(stateOf(dir)).toEqual(stateOf(uninterrupted));
+  });
+
+  it('searches the macro space the same way', async () => {
+    const macro: SpaceSpec = { space: 'macro', layers: 4, ops: MACRO_OPS };
+    const macroSettings = resolveSearchSettings(writeConfig(macro, '--dataset fashion-mnist'), { preset: 'tiny', epochs: 1, trial: {} }).settings;
+    const dir = freshDir('macro');
+    const outcome = await runSearch(dir, macroSettings, false, quietIo());
+    expect(outcome).toMatchObject({ finished: true, epochs: 1 });
+    const best = JSON.parse(readFileSync(join(dir, BEST_JSON), 'utf8')) as ArchitectureFile;
+    expect(best.genotype.space).toBe('macro');
+    expect(readRun(dir).trials).toHaveLength(macroSettings.schedule.controllerSteps * macroSettings.controller.numAggregate);
   });
 
   it('stops mid-epoch with a checkpoint and resumes to the same run', async () => {
