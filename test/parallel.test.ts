@@ -9,14 +9,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { Random } from '../common/random.js';
 import type { MacroGenotype, MicroGenotype } from '../search-spaces/genotype.js';
-import { decisions, DEFAULT_SPECS, fromTokens, type SpaceSpec } from '../search-spaces/spaces.js';
+import { DEFAULT_SPECS, type SpaceSpec } from '../search-spaces/spaces.js';
 import { setupBackend, type BackendName } from '../trial/backend.js';
 import { DataParallelModel, parallelize, shardSizes, weightedAverage } from '../trial/parallel.js';
 import { buildFromRecipe, pack, replicaRandomState, type AnyClassifier, type ModelRecipe } from '../trial/parallel-recipe.js';
 import { assignModelState, readModelState } from '../trial/store-tf.js';
 import { batchAt, fashionTiny, type TinyImages } from './fashion-tiny.js';
+import { randomArc } from './random-arch.js';
 
 const BATCH = 16;
 const LR = 0.05;
@@ -36,11 +36,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => tf.dispose([data.x, data.y]));
-
-function randomArc<G>(spec: SpaceSpec, seed: number): G {
-  const rng = new Random(seed);
-  return fromTokens(spec, decisions(spec).map((d) => rng.int(d.choices.length))) as G;
-}
 
 function maxDiff(a: ReadonlyMap<string, ArrayLike<number>>, b: ReadonlyMap<string, ArrayLike<number>>): number {
   expect([...b.keys()]).toEqual([...a.keys()]);

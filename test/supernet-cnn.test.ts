@@ -6,15 +6,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { Random } from '../common/random.js';
 import { MACRO_OPS, MICRO_OPS, microLooseEnds, type MacroGenotype, type MicroGenotype } from '../search-spaces/genotype.js';
-import { decisions, DEFAULT_SPECS, fromTokens, type SpaceSpec } from '../search-spaces/spaces.js';
+import { DEFAULT_SPECS, type SpaceSpec } from '../search-spaces/spaces.js';
 import { setupBackend, type BackendName } from '../trial/backend.js';
 import type { TrainableModel } from '../trial/model.js';
 import { macroPoolLayers, microReductionCells } from '../trial/cnn.js';
 import { MacroSupernet, type MacroSupernetConfig } from '../trial/supernet/macro.js';
 import { MicroSupernet, type MicroSupernetConfig } from '../trial/supernet/micro.js';
 import { batchAt, fashionTiny, type TinyImages } from './fashion-tiny.js';
+import { randomArc } from './random-arch.js';
 
 const BATCH = 16;
 const LR = 0.05;
@@ -33,11 +33,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => tf.dispose([data.x, data.y]));
-
-function randomArc<G>(spec: SpaceSpec, seed: number): G {
-  const rng = new Random(seed);
-  return fromTokens(spec, decisions(spec).map((d) => rng.int(d.choices.length))) as G;
-}
 
 const snapshot = (model: TrainableModel<never>): Map<string, Float32Array> =>
   new Map([...model.state].map(([name, v]) => [name, Float32Array.from(v.dataSync())]));

@@ -88,18 +88,15 @@ const conv2DBackpropInputWasm = wasmKernel<Conv2DBackpropInputAttrs>((inputs, at
   return scope.conv2d(dilateByStride(scope, dy, g, co), flipped, explicitPadding(flippedPadding));
 });
 
+/** The geometry of a Conv2DBackpropFilter call, the same for both backends. */
+function filterGradGeometry(inputShape: Shape4, attrs: Conv2DBackpropFilterAttrs): ConvGeometry {
+  return convGeometry(Conv2DBackpropFilter, inputShape, attrs.filterShape, attrs.strides, attrs.pad, attrs.dimRoundingMode, attrs.dataFormat);
+}
+
 const conv2DBackpropFilterWasm = wasmKernel<Conv2DBackpropFilterAttrs>((inputs, attrs, scope) => {
   const x = input(inputs, 'x');
   const dy = input(inputs, 'dy');
-  const g = convGeometry(
-    Conv2DBackpropFilter,
-    x.shape as Shape4,
-    attrs.filterShape,
-    attrs.strides,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    attrs.dataFormat,
-  );
+  const g = filterGradGeometry(x.shape as Shape4, attrs);
   const direct = simdConvFilterGrad(scope, x, dy, g, attrs.filterShape);
   if (direct) return direct;
   // Channel counts that are not multiples of 4 (e.g. a stem reading 1 or 3 image channels):
@@ -172,15 +169,7 @@ function convFilterGradLoop(x: Float32Array, dy: Float32Array, dW: Float32Array,
 const conv2DBackpropFilterCpu = cpuKernel<Conv2DBackpropFilterAttrs>((inputs, attrs, cpu) => {
   const x = input(inputs, 'x');
   const dy = input(inputs, 'dy');
-  const g = convGeometry(
-    Conv2DBackpropFilter,
-    x.shape as Shape4,
-    attrs.filterShape,
-    attrs.strides,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    attrs.dataFormat,
-  );
+  const g = filterGradGeometry(x.shape as Shape4, attrs);
   const dW = new Float32Array(attrs.filterShape.reduce((a, b) => a * b, 1));
   convFilterGradLoop(cpu.f32(x), cpu.f32(dy), dW, g);
   return cpu.output(attrs.filterShape, dW);
