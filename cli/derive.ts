@@ -43,7 +43,7 @@ export const deriveCommand: CommandModule<object, DeriveArgs> = {
     const progress = new ProgressLine();
     const print = (line: string) => progress.log(line, process.stdout);
     const backend = await startBackend(args.backend ?? settings.backend ?? undefined, print);
-    print(`nni-enas derive: ${runDir}, backend ${backend}`);
+    print(`nni-enas derive: ${runDir}, backend ${backend.detail}`);
     const stop = catchInterrupts(print);
     try {
       const options = {

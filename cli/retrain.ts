@@ -125,7 +125,7 @@ export const retrainCommand: CommandModule<object, RetrainArgs> = {
       };
     }
     const backend = await startBackend(settings.backend ?? undefined, print);
-    print(`nni-enas retrain: ${settings.randomSeed === null ? settings.arch : `random ${settings.spec.space} architecture (seed ${settings.randomSeed})`} → ${dir}, backend ${backend}`);
+    print(`nni-enas retrain: ${settings.randomSeed === null ? settings.arch : `random ${settings.spec.space} architecture (seed ${settings.randomSeed})`} → ${dir}, backend ${backend.detail}`);
     const stop = catchInterrupts(print);
     try {
       const outcome = await retrain.runRetrain(dir, settings, args.resume, { print, progress, stop });

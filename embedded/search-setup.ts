@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { compileChecker } from '../common/validate.js';
 import type { TrainableModel } from '../trial/model.js';
+import { DataParallelModel, parallelize } from '../trial/parallel.js';
 import { createTask, type Task } from '../trial/task.js';
 import { createController, EnasController } from '../tuner/controller.js';
 import type { ScoredArchitecture } from './architectures.js';
@@ -148,6 +149,9 @@ const checkState = compileChecker<SearchState>(
   'search checkpoint state',
 );
 
+/** Worker threads training the model, 1 when it runs in this thread. */
+export const workersOf = (model: TrainableModel): number => (model instanceof DataParallelModel ? model.workers : 1);
+
 /** A search's working parts. */
 export interface SearchParts {
   task: Task;
@@ -157,9 +161,15 @@ export interface SearchParts {
   description: Record<string, unknown>;
 }
 
-export function buildSearch(settings: SearchSettings): SearchParts {
+/**
+ * `workers` > 1 trains the CNN supernets data-parallel over that many threads (trial/parallel.ts:
+ * wasm runs one thread, so this is how a search uses more than one core; per-shard batch norm and
+ * dropout masks that a resume does not reproduce are the differences). The RNN supernet has no
+ * data-parallel recipe and stays in this thread.
+ */
+export function buildSearch(settings: SearchSettings, workers = 1): SearchParts {
   const task = createTask(trialOptionsOf(settings), settings.spec);
-  const model = task.createSupernet();
+  const model = parallelize(task.createSupernet(), workers);
   const controller = createController(settings.spec, settings.controller);
   if (!(controller instanceof EnasController)) throw new Error('internal: createController did not return the ENAS controller');
   return {

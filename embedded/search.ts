@@ -21,7 +21,7 @@ import { deriveArchitectures, derivedLines, writeDerived, type DeriveResult } fr
 import { HistoryLog, keepFirstLines, writeHistoryPlots } from './history.js';
 import { childPhase, controllerPhase, reportPhase, type SearchContext, type SearchIo, type WorkKind } from './phases.js';
 import { count, EtaEstimator } from './progress.js';
-import { buildSearch, initialState, restoreSearch, type SearchState } from './search-setup.js';
+import { buildSearch, initialState, restoreSearch, workersOf, type SearchState } from './search-setup.js';
 import { trialOptionsOf, writeSettings, type SearchSettings } from './settings.js';
 
 export interface SearchOutcome {
@@ -32,9 +32,12 @@ export interface SearchOutcome {
   derived: { result: DeriveResult; files: string[] } | null;
 }
 
-/** Starts a search in `runDir` (which must not hold one) or resumes the one there; see the file comment. */
-export async function runSearch(runDir: string, settings: SearchSettings, resume: boolean, io: SearchIo): Promise<SearchOutcome> {
-  const parts = buildSearch(settings);
+/**
+ * Starts a search in `runDir` (which must not hold one) or resumes the one there; see the file
+ * comment. `workers` > 1 trains a CNN supernet data-parallel (search-setup.ts buildSearch).
+ */
+export async function runSearch(runDir: string, settings: SearchSettings, resume: boolean, io: SearchIo, workers = 1): Promise<SearchOutcome> {
+  const parts = buildSearch(settings, workers);
   const { task, controller } = parts;
   let trials: RunWriter | undefined;
   try {
@@ -63,7 +66,9 @@ export async function runSearch(runDir: string, settings: SearchSettings, resume
     }
     const trialOptions = trialOptionsOf(settings);
     io.print(`data: ${task.dataSummary}`);
-    io.print(`model: ${task.modelSummary('supernet')}; controller ${settings.controller.policy}, ${settings.schedule.controllerSteps} updates × ${settings.controller.numAggregate} rewards per epoch`);
+    const threads = workersOf(parts.model);
+    const where = threads > 1 ? `, data-parallel over ${threads} worker threads` : '';
+    io.print(`model: ${task.modelSummary('supernet')}${where}; controller ${settings.controller.policy}, ${settings.schedule.controllerSteps} updates × ${settings.controller.numAggregate} rewards per epoch`);
     io.print(`schedule: ${count(settings.schedule.epochs, 'epoch')} of ${count(task.batchesPerEpoch, 'child step')} (preset ${settings.preset}, seed ${trialOptions.seed}); results in ${runDir}`);
 
     const processStart = performance.now();

@@ -2,7 +2,8 @@
  * The embedded search (embedded/search.ts) on a tiny micro space and tiny Fashion-MNIST: a
  * 2-epoch run writes every output; resuming after epoch 1, or after a stop in the middle of an
  * epoch, continues exactly as the uninterrupted run (same architectures, rewards and history);
- * the macro space runs through the same loop.
+ * the macro space runs through the same loop; a search trained over two worker threads
+ * checkpoints the replicas' weights and resumes from them.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import { loadStore } from '../trial/store.js';
 import { BEST_JSON, BEST_SO_FAR_JSON, type ArchitectureFile } from '../embedded/architectures.js';
 import { readHistory, type HistoryRecord } from '../embedded/history.js';
 import { runSearch } from '../embedded/search.js';
+import { buildSearch } from '../embedded/search-setup.js';
+import { readModelState } from '../trial/store-tf.js';
 import { resolveSearchSettings, type SearchSettings } from '../embedded/settings.js';
 import { freshDir, quietIo, stopAfter, writeConfig } from './embedded-fixtures.js';
 
@@ -124,5 +127,27 @@ describe('embedded search', () => {
     expect(resumed).toMatchObject({ finished: true, epochs: 2 });
     expect(trialsOf(dir)).toEqual(trialsOf(uninterrupted));
     expect(untimed(dir)).toEqual(untimed(uninterrupted));
+  });
+
+  it('trains over 2 worker threads, checkpoints the replicas\' weights and resumes from them', async () => {
+    const dir = freshDir('workers');
+    const fresh = buildSearch(withEpochs(1), 1);
+    const initial = readModelState(fresh.model.state);
+    fresh.model.dispose();
+    fresh.controller.dispose();
+    const weightsOf = () => loadStore(join(dir, 'checkpoint')).tensors;
+    const changed = (a: ReadonlyMap<string, { data: ArrayLike<number> }>, b: ReadonlyMap<string, { data: ArrayLike<number> }>) =>
+      [...a].filter(([name, t]) => t.data.length && Array.from(t.data).some((v, i) => v !== b.get(name)!.data[i])).map(([name]) => name);
+
+    expect(await runSearch(dir, withEpochs(1), false, quietIo(), 2)).toMatchObject({ finished: true, epochs: 1 });
+    const afterOne = weightsOf();
+    expect([...afterOne.keys()].sort()).toEqual([...initial.keys()].sort());
+    // The trained weights live in the workers: a checkpoint of the main thread's stale copy would equal the initial weights.
+    expect(changed(afterOne, initial).length).toBeGreaterThan(0);
+    expect(await runSearch(dir, withEpochs(2), true, quietIo(), 2)).toMatchObject({ finished: true, epochs: 2 });
+    expect(changed(weightsOf(), afterOne).length).toBeGreaterThan(0);
+    const epochs = readHistory(join(dir, 'history.jsonl')).filter((r) => r.type === 'epoch');
+    expect(epochs).toHaveLength(2);
+    for (const epoch of epochs) expect(epoch.type === 'epoch' && Number.isFinite(epoch.trainLoss)).toBe(true);
   });
 });
