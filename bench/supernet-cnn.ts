@@ -6,7 +6,11 @@
  * On a shared machine, compare only numbers from the same run.
  *
  *   node dist/bench/supernet-cnn.js [--backend wasm] [--space micro|macro|both] [--batch 64] [--steps 5]
- *     [--channels C] [--layers L]
+ *     [--channels C] [--layers L] [--workers N]
+ *
+ * --workers N > 1 trains and evaluates data-parallel over N worker threads (trial/parallel.ts), the
+ * way an embedded search uses both cores; the per-kernel profile is then left out (the kernels run
+ * in the workers, where tf.profile in this thread cannot see them; bench/parallel.ts splits that step).
  *
  * Defaults are the reference search layouts (ENAS.md §1): micro 20 channels, 6(+2) cells of
  * 5 nodes; macro 36 channels, 12 layers. Inputs are random normal images with random labels (the
@@ -20,6 +24,7 @@ import { decisions, DEFAULT_SPECS, fromTokens } from '../search-spaces/spaces.js
 import { BACKENDS, setupBackend, type BackendName } from '../trial/backend.js';
 import type { Batch, TrainableModel } from '../trial/model.js';
 import { NesterovMomentum } from '../trial/optim.js';
+import { parallelize } from '../trial/parallel.js';
 import { MACRO_SEARCH_DEFAULTS, MacroSupernet } from '../trial/supernet/macro.js';
 import { MICRO_SEARCH_DEFAULTS, MicroSupernet } from '../trial/supernet/micro.js';
 
@@ -31,6 +36,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '5' },
     channels: { type: 'string' },
     layers: { type: 'string' },
+    workers: { type: 'string', default: '1' },
   },
 });
 const backendName = values.backend as BackendName;
@@ -38,6 +44,8 @@ if (!BACKENDS.includes(backendName)) throw new Error(`--backend must be one of $
 if (!['micro', 'macro', 'both'].includes(values.space)) throw new Error('--space must be micro, macro or both');
 const batchSize = Number(values.batch);
 const steps = Number(values.steps);
+const workers = Number(values.workers);
+if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('--workers must be a positive integer');
 const backend = await setupBackend(backendName);
 const random = new Random(1);
 const LR = 0.05;
@@ -72,7 +80,8 @@ interface Profile {
 }
 
 /** Throughput of training and inference, then one profiled step of each; prints and disposes the model. */
-async function run<G extends MicroGenotype | MacroGenotype>(label: string, model: TrainableModel<G>, sample: () => G, describe: string) {
+async function run<G extends MicroGenotype | MacroGenotype>(label: string, plain: TrainableModel<G>, sample: () => G, describe: string) {
+  const model = parallelize(plain, workers);
   const batch = randomBatch();
   /** Runs `f` with a fresh architecture per call; returns images per second. */
   const throughput = (calls: number, f: (g: G) => void): number => {
@@ -114,11 +123,11 @@ async function run<G extends MicroGenotype | MacroGenotype>(label: string, model
     const sorted = [...rows.values()].sort((a, b) => b.ms - a.ms);
     return { wallMs, optimizerMs: measuredOptimizerMs, kernelCalls: sorted.reduce((n, r) => n + r.calls, 0), rows: sorted };
   };
-  const trainProfile = await profile(train);
-  const inferProfile = await profile(infer);
+  const threads = workers > 1 ? `, data-parallel over ${workers} worker threads` : '';
+  const [trainProfile, inferProfile] = workers > 1 ? [null, null] : [await profile(train), await profile(infer)];
   tf.dispose([batch.x, batch.y]);
 
-  console.log(`\n${label}, ${backend.detail}: ${describe}, batch ${batchSize}, random architectures, ${steps} timed steps after 2 warm-up`);
+  console.log(`\n${label}, ${backend.detail}${threads}: ${describe}, batch ${batchSize}, random architectures, ${steps} timed steps after 2 warm-up`);
   console.log(`train ${trainImagesPerSecond.toFixed(1)} images/s, inference ${inferImagesPerSecond.toFixed(0)} images/s`);
   const print = (title: string, p: Profile): void => {
     const kernelMs = p.rows.reduce((s, r) => s + r.ms, 0);
@@ -131,21 +140,27 @@ async function run<G extends MicroGenotype | MacroGenotype>(label: string, model
     for (const r of p.rows.filter((row) => row.ms >= 0.005 * kernelMs))
       console.log(`  ${r.kernel.padEnd(38)} ${String(r.calls).padStart(6)} ${r.ms.toFixed(1).padStart(7)} ${((100 * r.ms) / p.wallMs).toFixed(1).padStart(6)}%`);
   };
-  print('one training step', trainProfile);
-  print('one evaluation', inferProfile);
+  if (trainProfile && inferProfile) {
+    print('one training step', trainProfile);
+    print('one evaluation', inferProfile);
+  }
   console.log(
     JSON.stringify({
       bench: 'supernet-cnn',
       space: label,
-      backend: backend.detail,
+      backend: `${backend.detail}${threads}`,
+      workers,
       batchSize,
       trainImagesPerSecond: Math.round(trainImagesPerSecond * 10) / 10,
       inferImagesPerSecond: Math.round(inferImagesPerSecond),
-      trainStepMs: Math.round(trainProfile.wallMs),
-      trainKernelCalls: trainProfile.kernelCalls,
-      optimizerMs: Math.round(trainProfile.optimizerMs),
-      evalMs: Math.round(inferProfile.wallMs),
-      evalKernelCalls: inferProfile.kernelCalls,
+      ...(trainProfile &&
+        inferProfile && {
+          trainStepMs: Math.round(trainProfile.wallMs),
+          trainKernelCalls: trainProfile.kernelCalls,
+          optimizerMs: Math.round(trainProfile.optimizerMs),
+          evalMs: Math.round(inferProfile.wallMs),
+          evalKernelCalls: inferProfile.kernelCalls,
+        }),
     }),
   );
   model.dispose();

@@ -88,12 +88,14 @@ export function benchSupernets(options: BenchOptions): BenchRow[] {
         rows.push({ what: `${space} inference`, implementation: impl, value: Number(torch[infer]), unit });
       }
     }
-    for (const backend of options.backends) {
-      options.log(`${space}: TensorFlow.js ${backend}…`);
+    // wasm runs one thread; the CNN supernets also run data-parallel over 2 worker threads, as an embedded search does.
+    const runs = options.backends.flatMap((backend) => (space !== 'rnn' && backend !== 'tensorflow' ? [{ backend, workers: 1 }, { backend, workers: 2 }] : [{ backend, workers: 1 }]));
+    for (const { backend, workers } of runs) {
+      options.log(`${space}: TensorFlow.js ${backend}${workers > 1 ? `, ${workers} workers` : ''}…`);
       const result =
         space === 'rnn'
           ? node('supernet-rnn', ['--backend', backend, '--steps', String(options.steps), ...RNN_ARGS])
-          : node('supernet-cnn', ['--backend', backend, '--space', space, '--steps', String(options.steps), '--batch', '64', ...CNN_ARGS[space]]);
+          : node('supernet-cnn', ['--backend', backend, '--space', space, '--steps', String(options.steps), '--batch', '64', '--workers', String(workers), ...CNN_ARGS[space]]);
       if (result instanceof Error) {
         options.log(`${space}: backend ${backend} not measured: ${result.message}`);
         continue;
@@ -104,7 +106,8 @@ export function benchSupernets(options: BenchOptions): BenchRow[] {
       const impl = `tfjs ${String(result.backend)}`;
       rows.push({ what: `${space} train`, implementation: impl, value: Number(result[train]), unit, ratio: torchTrain ? Number(result[train]) / torchTrain : undefined });
       rows.push({ what: `${space} inference`, implementation: impl, value: Number(result[infer]), unit, ratio: torchInfer ? Number(result[infer]) / torchInfer : undefined });
-      rows.push({ what: `${space} train step`, implementation: `${impl}: kernel calls`, value: Number(result.trainKernelCalls), unit: 'calls' });
+      if (result.trainKernelCalls !== undefined)
+        rows.push({ what: `${space} train step`, implementation: `${impl}: kernel calls`, value: Number(result.trainKernelCalls), unit: 'calls' });
     }
     const store = node('store-io', ['--space', space]);
     if (store instanceof Error) options.log(`${space}: store benchmark failed: ${store.message}`);

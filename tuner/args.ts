@@ -40,6 +40,7 @@ const CONTROLLER_KEYS = {
   skip_target: 'skipTarget',
   skip_weight: 'skipWeight',
   normal_op_bias: 'normalOpBias',
+  normalize_advantage: 'normalizeAdvantage',
 } as const satisfies Record<string, keyof ControllerOptions>;
 
 const positive = { type: 'number', exclusiveMinimum: 0 };
@@ -59,6 +60,7 @@ const PROPERTIES: Record<string, object> = {
   skip_target: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
   skip_weight: nonNegative,
   normal_op_bias: nonNegative,
+  normalize_advantage: { type: 'boolean' },
   reward_metric: { type: 'string', minLength: 1 },
   reward_transform: { enum: ['identity', 'inverse'] },
   reward_constant: positive,
