@@ -10,6 +10,7 @@ import { ValidationError } from '../common/validate.js';
 import { MACRO_OPS } from '../search-spaces/genotype.js';
 import { DEFAULT_SPECS, decisions, fromTokens, type SpaceSpec } from '../search-spaces/spaces.js';
 import { setupBackend } from '../trial/backend.js';
+import { parseClassArgs } from '../tuner/args.js';
 import {
   CONTROLLER_BACKEND,
   createController,
@@ -96,12 +97,13 @@ describe.each(SPACES)('%s controller', (space) => {
     for (const x of [a, b, c]) x.dispose();
   });
 
-  it('resumes exactly from save() after a JSON round trip, pending rewards included', () => {
-    const options = { seed: 5, numAggregate: 3, learningRate: 0.02 };
+  it.each([false, true])('resumes exactly from save() after a JSON round trip, pending rewards included (normalizeAdvantage %s)', (normalizeAdvantage) => {
+    const options = { seed: 5, numAggregate: 3, learningRate: 0.02, normalizeAdvantage };
     const original = controllerFor(spec, options);
     run(original, 4); // one update, one reward pending
     const state = JSON.parse(JSON.stringify(original.save())) as ControllerState;
     expect(state.pending).toHaveLength(1);
+    expect(state.advantageVariance! > 0).toBe(normalizeAdvantage);
     const continued = run(original, 7);
 
     const resumed = controllerFor(spec, { ...options, seed: 999 });
@@ -163,6 +165,33 @@ describe.each(SPACES)('%s controller', (space) => {
     expect(tf.memory().numTensors).toBe(owned);
     controller.dispose();
     expect(tf.memory().numTensors).toBe(start);
+  });
+});
+
+describe('normalized advantages (normalizeAdvantage, a stated deviation)', () => {
+  const spec = DEFAULT_SPECS.rnn;
+  const options = { seed: 4, numAggregate: 3, learningRate: 0.02, entropyWeight: 0 };
+  const paramsOf = (controller: EnasController) =>
+    Object.values(controller.save().params).flatMap(({ float32 }) => Array.from(new Float32Array(new Uint8Array(Buffer.from(float32, 'base64')).buffer)));
+  const scaled = (tokens: number[]) => 100 * zeroShare(tokens) + 5;
+
+  it('make the update independent of the reward\'s scale and offset (the reference\'s is not)', () => {
+    const [a, b] = [controllerFor(spec, { ...options, normalizeAdvantage: true }), controllerFor(spec, { ...options, normalizeAdvantage: true })];
+    expect(run(b, 12, scaled)).toEqual(run(a, 12));
+    const [pa, pb] = [paramsOf(a), paramsOf(b)];
+    pa.forEach((v, i) => expect(pb[i]).toBeCloseTo(v, 5));
+    const [rawA, rawB] = [controllerFor(spec, options), controllerFor(spec, options)];
+    run(rawA, 12);
+    run(rawB, 12, scaled);
+    const [qa, qb] = [paramsOf(rawA), paramsOf(rawB)];
+    expect(Math.max(...qa.map((v, i) => Math.abs(v - qb[i]!)))).toBeGreaterThan(1e-3);
+    for (const c of [a, b, rawA, rawB]) c.dispose();
+  });
+
+  it('are switched on by classArgs normalize_advantage, which must be a boolean', () => {
+    expect(parseClassArgs({ normalize_advantage: true }).controller.normalizeAdvantage).toBe(true);
+    expect(() => parseClassArgs({ normalize_advantage: 'yes' })).toThrow(/normalize_advantage/);
+    expect(defaultControllerOptions(spec).normalizeAdvantage).toBe(false);
   });
 });
 

@@ -320,8 +320,10 @@ export class EnasController implements SearchStrategy {
         const seen = this.updates * numAggregate + k + 1;
         if (normalizeAdvantage && seen === 1) this.baseline = rewardWithBonus;
         this.baseline -= (1 - baselineDecay) * (this.baseline - rewardWithBonus);
-        const advantage = rewardWithBonus - this.baseline;
+        let advantage = rewardWithBonus - this.baseline;
         if (!normalizeAdvantage) return advantage;
+        // Equal rewards leave an advantage of rounding error, which normalising would blow up to ±1.
+        if (Math.abs(advantage) <= 1e-9 * (Math.abs(rewardWithBonus) + Math.abs(this.baseline))) advantage = 0;
         this.advantageVariance += (1 - baselineDecay) * (advantage * advantage - this.advantageVariance);
         const variance = this.advantageVariance / (1 - baselineDecay ** seen);
         return variance > 0 ? advantage / Math.sqrt(variance) : 0;
