@@ -68,7 +68,7 @@ export const retrainCommand: CommandModule<object, RetrainArgs> = {
         .option('dataset', { choices: DATASETS, describe: 'default: the one the architecture was searched on' })
         .option('data-dir', { type: 'string', describe: 'dataset directory (text: <prefix>.{train,valid,test}.txt)' }),
     )
-      .example('$0 retrain --arch runs/enas-micro-fashion-mnist-default/best.json', 'retrain the derived cell, 10-15 minutes of one core')
+      .example('$0 retrain --arch runs/enas-micro-fashion-mnist-default/best.json', 'retrain the derived cell, about 8 minutes of one core')
       .example('$0 retrain --arch best.json --epochs 100 --channels 36 --cells 15 --cutout 16', 'closer to the paper\'s final training')
       .example('$0 retrain --arch best.json --random-arch 1', 'the same budget for a random cell of the same space'),
   handler: async (args) => {

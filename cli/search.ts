@@ -74,7 +74,7 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
     addSizeOptions(
       y
         .option('config', { type: 'string', default: 'config.yml', describe: 'NNI experiment config: search space, tuner.classArgs, trialCommand' })
-        .option('preset', { choices: PRESET_NAMES, default: 'default' as PresetName, describe: 'size: tiny (seconds), default (≈30 min on 2 cores), large (reference scale)' })
+        .option('preset', { choices: PRESET_NAMES, default: 'default' as PresetName, describe: 'size: tiny (seconds), default (≈20 min on 2 idle cores), large (reference scale)' })
         .option('out', { type: 'string', describe: 'run directory (default runs/<experimentName>-<preset>)' })
         .option('resume', { type: 'boolean', default: false, describe: 'continue the search in the run directory from its checkpoint' })
         .option('epochs', { type: 'number', describe: 'epochs of the whole search (with --resume: extend a finished one)' })
@@ -84,7 +84,7 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
         .option('layers', { type: 'number', describe: 'micro: num_layers, the supernet has num_layers + 2 cells' })
         .option('workers', { type: 'number', describe: 'CNN spaces: threads training the supernet data-parallel (default: 2 cores, 1 on tfjs-node)' }),
     )
-      .example('$0 search --config config.yml', 'micro search on Fashion-MNIST, about 30 minutes on 2 cores')
+      .example('$0 search --config config.yml', 'micro search on Fashion-MNIST, about 20 minutes on 2 idle cores')
       .example('$0 search --config config.yml --resume', 'continue it after Ctrl-C or a crash')
       .example('$0 search --config config.yml --preset tiny --out /tmp/smoke', 'a smoke run of a few seconds'),
   handler: async (args) => {
