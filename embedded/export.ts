@@ -160,12 +160,28 @@ export function loadExportedModel(dir: string): ExportedModel {
     if (manifest.preprocessing.kind !== 'image') throw new Error('this exported model is a language model; it has no class scores');
     return network as unknown as ImageClassifier<Genotype>;
   };
+  /**
+   * A pass over thousands of images at once would keep their activations until its end and fill
+   * wasm's 4 GB heap (measured: a C=12 micro network fails between 700 and 800 images; tfjs-wasm
+   * does not check malloc and traps with "memory access out of bounds"), so larger inputs go
+   * through in PREDICT_BATCH slices.
+   */
+  const logits = (x: tf.Tensor4D): tf.Tensor2D => {
+    const count = x.shape[0];
+    if (count <= PREDICT_BATCH) return classifier().logits(genotype, x);
+    const parts: tf.Tensor2D[] = [];
+    for (let start = 0; start < count; start += PREDICT_BATCH)
+      parts.push(tf.tidy(() => classifier().logits(genotype, tf.slice(x, start, Math.min(PREDICT_BATCH, count - start)))));
+    const all = tf.concat(parts);
+    tf.dispose(parts);
+    return all;
+  };
   return {
     genotype,
     spec,
     preprocessing: manifest.preprocessing,
     network,
-    logits: (x) => classifier().logits(genotype, x),
+    logits,
     predictClasses(pixels, count) {
       const preprocessing = manifest.preprocessing;
       if (preprocessing.kind !== 'image') throw new Error('this exported model is a language model; it has no classes');
@@ -175,11 +191,11 @@ export function loadExportedModel(dir: string): ExportedModel {
       const size = height * width * channels;
       if (pixels.length !== count * size) throw new Error(`${pixels.length} pixel values are not ${count} images of ${height}×${width}×${channels}`);
       const classes = new Int32Array(count);
-      // In batches, as evaluation runs: activations of thousands of images at once would fill the wasm heap.
+      // Normalised slice by slice, so the float copy of the images is never whole either.
       for (let start = 0; start < count; start += PREDICT_BATCH) {
         const n = Math.min(PREDICT_BATCH, count - start);
         const x = Float32Array.from(pixels.subarray(start * size, (start + n) * size), (v, i) => table[(i % channels) * 256 + v]!);
-        classes.set(tf.tidy(() => tf.argMax(classifier().logits(genotype, tf.tensor4d(x, [n, height, width, channels])), 1).dataSync() as Int32Array), start);
+        classes.set(tf.tidy(() => tf.argMax(logits(tf.tensor4d(x, [n, height, width, channels])), 1).dataSync() as Int32Array), start);
       }
       return classes;
     },

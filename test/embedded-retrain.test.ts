@@ -85,6 +85,13 @@ describe('retrain', () => {
     expect(correct / testSet.count).toBeCloseTo(outcome.test!.accuracy!, 6);
     const classes = exported.predictClasses(testSet.images.subarray(0, 784 * 3), 3);
     expect(classes).toHaveLength(3);
+    // More images than one pass takes (100): sliced, with the single pass's scores (moving BN statistics).
+    const many = tf.randomNormal([130, 28, 28, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const [sliced, single] = [exported.logits(many), (network as unknown as ImageClassifier<Genotype>).logits(genotype, many)];
+    expect(sliced.shape).toEqual([130, 10]);
+    const [a, b] = [sliced.dataSync(), single.dataSync()];
+    a.forEach((v, i) => expect(v).toBeCloseTo(b[i]!, 4));
+    tf.dispose([many, sliced, single]);
     network.dispose();
     exported.dispose();
   });
