@@ -3,35 +3,17 @@
  * with the supernet's subgraph, the parameter count of the reference ptb_final, no leaked tensors.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RNN_ACTIVATIONS, rnnLooseEnds } from '../search-spaces/genotype.js';
 import { ENAS_RNN_PTB } from '../search-spaces/known.js';
-import { setupBackend } from '../trial/backend.js';
-import { TextBatcher } from '../trial/data/index.js';
 import { FixedRnn, fixedRnnShapes } from '../trial/fixed/rnn.js';
-import type { Batch } from '../trial/model.js';
-import { kjvOpening } from './kjv-tiny.js';
+import { kjvWindows } from './kjv-tiny.js';
 import { RnnSupernet } from '../trial/supernet/rnn.js';
 
 const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 describe('fixed RNN', () => {
-  const corpus = kjvOpening(30);
-  const batcher = new TextBatcher(corpus.tokens, 4, 12);
-  const batches: Batch[] = [];
-  const windowBatch = (i: number): Batch => {
-    const batch = batcher.window(i);
-    batches.push(batch);
-    return batch;
-  };
-
-  beforeAll(async () => {
-    await setupBackend('wasm');
-  });
-
-  afterAll(() => {
-    for (const { x, y } of batches) tf.dispose([x, y]);
-  });
+  const { corpus, windowBatch } = kjvWindows(30, 4, 12);
 
   it('builds the released PTB cell with one weight matrix per node', () => {
     expect(rnnLooseEnds(ENAS_RNN_PTB.nodes)).toEqual([3, 4, 7, 9, 10, 11]);

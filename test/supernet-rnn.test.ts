@@ -5,15 +5,14 @@
  * carried hidden state; no leaked tensors. Runs on wasm with the project's kernels.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Random } from '../common/random.js';
 import { RNN_ACTIVATIONS, rnnLooseEnds, type RnnGenotype, type RnnNode } from '../search-spaces/genotype.js';
-import { setupBackend } from '../trial/backend.js';
 import { TextBatcher } from '../trial/data/index.js';
 import type { Batch } from '../trial/model.js';
 import { cellPlan, readWindow, sampleMasks, windowGradients, windowLoss, type CellPlan, type TextWindow } from '../trial/rnn-cell.js';
 import { RnnSupernet, rnnSupernetShapes } from '../trial/supernet/rnn.js';
-import { kjvOpening } from './kjv-tiny.js';
+import { kjvWindows } from './kjv-tiny.js';
 
 function randomGenotype(random: Random, nodes: number): RnnGenotype {
   return {
@@ -186,22 +185,7 @@ const snapshot = (model: RnnSupernet): Map<string, Float32Array> =>
 const bits = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length);
 
 describe('RNN supernet', () => {
-  const corpus = kjvOpening(40);
-  const batcher = new TextBatcher(corpus.tokens, 4, 10);
-  const batches: Batch[] = [];
-  const windowBatch = (i: number): Batch => {
-    const batch = batcher.window(i);
-    batches.push(batch);
-    return batch;
-  };
-
-  beforeAll(async () => {
-    await setupBackend('wasm');
-  });
-
-  afterAll(() => {
-    for (const { x, y } of batches) tf.dispose([x, y]);
-  });
+  const { corpus, keepBatch, windowBatch } = kjvWindows(40, 4, 10);
 
   it('uses a small real vocabulary', () => {
     expect(corpus.vocabSize).toBeGreaterThanOrEqual(50);
@@ -218,7 +202,7 @@ describe('RNN supernet', () => {
     const random = new Random(7);
     const ids = (): tf.Tensor => tf.tensor2d(Int32Array.from({ length: B * T }, () => random.int(V)), [B, T], 'int32');
     const batch = { x: ids(), y: ids() };
-    batches.push(batch);
+    keepBatch(batch);
     const window = readWindow(batch, V);
     const uniform = (n: number, low = -0.5, high = 0.5): Float64Array => Float64Array.from({ length: n }, () => low + (high - low) * random.next());
     const embedding = uniform(V * H);
@@ -428,7 +412,7 @@ describe('RNN supernet', () => {
     );
     model.trainStep(g, windowBatch(0), 20);
     const wide = new TextBatcher(corpus.tokens, 5, 10).window(0);
-    batches.push(wide);
+    keepBatch(wide);
     expect(() => model.trainStep(g, wide, 20)).toThrow(/batch size 4, got 5/);
     model.resetState();
     expect(model.trainStep(g, wide, 20).loss).toBeGreaterThan(0);
