@@ -135,6 +135,15 @@ function disposeBatch(batch: Batch): void {
   batch.y.dispose();
 }
 
+/** One training step on `batch`, which is freed afterwards. */
+function trainOn(network: TrainableModel, genotype: Genotype, batch: Batch, lr: number): StepStats {
+  try {
+    return network.trainStep(genotype, batch, lr);
+  } finally {
+    disposeBatch(batch);
+  }
+}
+
 function imageData(settings: RetrainSettings): RetrainData {
   const { recipe, spec } = settings;
   const dataset = settings.data.dataset as ImageDatasetName;
@@ -176,14 +185,7 @@ function imageData(settings: RetrainSettings): RetrainData {
     preprocessing: { kind: 'image', stats },
     trainer: (network, genotype, step) => {
       batcher.seek({ epoch: Math.floor(step / batcher.batchesPerEpoch), position: step % batcher.batchesPerEpoch });
-      return (lr) => {
-        const batch = batcher.next();
-        try {
-          return network.trainStep(genotype, batch, lr);
-        } finally {
-          disposeBatch(batch);
-        }
-      };
+      return (lr) => trainOn(network, genotype, batcher.next(), lr);
     },
     test: (network, genotype) => {
       let loss = 0;
@@ -232,12 +234,7 @@ function textData(settings: RetrainSettings): RetrainData {
       network.resetState?.();
       return (lr) => {
         if (batcher.position === 0) network.resetState?.();
-        const batch = batcher.next();
-        try {
-          return network.trainStep(genotype, batch, lr);
-        } finally {
-          disposeBatch(batch);
-        }
+        return trainOn(network, genotype, batcher.next(), lr);
       };
     },
     test: (network, genotype) => {
