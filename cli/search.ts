@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { RUN_FILE } from '../common/results.js';
 import { BACKENDS, type BackendInfo, type BackendName } from '../trial/backend.js';
+import { WEIGHT_SHARING, type WeightSharing } from '../trial/options.js';
 import { PRESET_NAMES, type PresetName } from '../embedded/presets.js';
 import { checkSchedule, readSettings, resolveSearchSettings, SETTINGS_FILE, writeSettings, type SearchSettings } from '../embedded/settings.js';
 
@@ -20,6 +21,12 @@ export interface SearchArgs {
   'controller-steps'?: number;
   'num-aggregate'?: number;
   'derive-samples'?: number;
+  'warmup-epochs'?: number;
+  'reward-batches'?: number;
+  'weight-sharing'?: WeightSharing;
+  'init-scale'?: number;
+  'grad-clip'?: number;
+  policy?: 'enas' | 'random';
   seed?: number;
   subset?: number;
   channels?: number;
@@ -31,7 +38,23 @@ export interface SearchArgs {
 }
 
 /** Options `--resume` cannot change: the checkpoint was made with them. */
-const FIXED_ON_RESUME = ['preset', 'controller-steps', 'num-aggregate', 'seed', 'subset', 'channels', 'layers', 'hidden', 'batch-size'] as const;
+const FIXED_ON_RESUME = [
+  'preset',
+  'controller-steps',
+  'num-aggregate',
+  'seed',
+  'subset',
+  'channels',
+  'layers',
+  'hidden',
+  'batch-size',
+  'warmup-epochs',
+  'reward-batches',
+  'weight-sharing',
+  'init-scale',
+  'grad-clip',
+  'policy',
+] as const;
 
 /** Run directory by default: runs/<experimentName>-<preset> under the working directory. */
 const defaultRunDir = (settings: SearchSettings): string => resolve('runs', `${settings.experimentName}-${settings.preset}`);
@@ -81,6 +104,12 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
         .option('controller-steps', { type: 'number', describe: 'controller updates per epoch (reference: micro 30, macro 50, rnn 100)' })
         .option('num-aggregate', { type: 'number', describe: 'rewards per controller update (overrides classArgs num_aggregate)' })
         .option('derive-samples', { type: 'number', describe: 'architectures the closing derive samples' })
+        .option('policy', { choices: ['enas', 'random'] as const, describe: "random: uniform sampling with weight sharing, the paper's random-search baseline (overrides classArgs policy)" })
+        .option('warmup-epochs', { type: 'number', describe: 'first epochs train the supernet on uniformly random architectures, without controller phase (reference: 0)' })
+        .option('reward-batches', { type: 'number', describe: 'score all rewards of a controller update on the same K validation batches (reference: the next single batch)' })
+        .option('weight-sharing', { choices: WEIGHT_SHARING, describe: 'CNN supernets: per-input (reference) or per-node op weights' })
+        .option('init-scale', { type: 'number', describe: "CNNs: scale of the He-normal init's standard deviation (reference: 1)" })
+        .option('grad-clip', { type: 'number', describe: "CNN supernets: clip the gradient's global norm (reference: none; its bound 5 is a no-op)" })
         .option('layers', { type: 'number', describe: 'micro: num_layers, the supernet has num_layers + 2 cells' })
         .option('workers', { type: 'number', describe: 'CNN spaces: threads training the supernet data-parallel (default: 2 cores, 1 on tfjs-node)' }),
     )
@@ -101,9 +130,21 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
       controllerSteps: args['controller-steps'],
       numAggregate: args['num-aggregate'],
       deriveSamples: args['derive-samples'],
+      warmupEpochs: args['warmup-epochs'],
+      rewardBatches: args['reward-batches'],
+      policy: args.policy,
       seed: args.seed,
       backend: args.backend,
-      trial: { subset: args.subset, channels: args.channels, layers: args.layers, hidden: args.hidden, batchSize: args['batch-size'] },
+      trial: {
+        subset: args.subset,
+        channels: args.channels,
+        layers: args.layers,
+        hidden: args.hidden,
+        batchSize: args['batch-size'],
+        weightSharing: args['weight-sharing'],
+        initScale: args['init-scale'],
+        gradClip: args['grad-clip'],
+      },
     };
     let settings: SearchSettings;
     let runDir: string;

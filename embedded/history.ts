@@ -39,10 +39,10 @@ export interface EpochRecord {
   trainLoss: number;
   /** Images only. */
   trainAccuracy: number | null;
-  /** Mean reward of the epoch's controller samples. */
-  reward: number;
+  /** Mean reward of the epoch's controller samples; null in warm-up epochs, which have none. */
+  reward: number | null;
   baseline: number;
-  entropy: number;
+  entropy: number | null;
   /** The architectures sampled for the report with their minibatch rewards (ENAS.md §3 step 3). */
   report: { reward: number; tokens: number[] }[];
   /** The report's best architecture scored on the whole validation split with the shared weights. */

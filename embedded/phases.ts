@@ -5,15 +5,20 @@
  *               minibatch (ENAS.md §2), the controller updating every numAggregate rewards;
  *   report      reportSamples architectures scored on a minibatch each and printed, and the best
  *               of them evaluated on the whole validation split.
+ * Two deviations are settings (docs/embedded.md, "Does the controller help?"): warm-up epochs
+ * train on uniformly random architectures and skip the controller phase; `rewardBatches` scores
+ * all rewards of one update on the same K batches instead of the next single one.
  * The child and controller phases stop between two units of work when asked (Ctrl-C); every
  * counter they touch lives in SearchState, so a checkpoint taken there resumes exactly.
  */
 import type { RunWriter } from '../common/results.js';
+import type { Genotype } from '../search-spaces/genotype.js';
 import { decisions, fromTokens, toParams } from '../search-spaces/spaces.js';
 import type { Trainer } from '../trial/task.js';
 import type { EnasController } from '../tuner/controller.js';
 import { rankInto, type ScoredArchitecture } from './architectures.js';
 import type { HistoryLog } from './history.js';
+import { randomArchitecture } from './retrain.js';
 import { nextTick, type StopRequest } from './interrupt.js';
 import { formatDuration, type EtaEstimator, type ProgressLine } from './progress.js';
 import { emptyEpochSums, emptyUpdateSums, type SearchParts, type SearchState } from './search-setup.js';
@@ -62,6 +67,30 @@ export function searchLr(parts: SearchParts, step: number): number {
 
 const samplesPerEpoch = (settings: SearchSettings): number => settings.schedule.controllerSteps * settings.controller.numAggregate;
 
+/** Epoch `epoch` (0-based) is a warm-up epoch: uniformly random architectures, no controller phase. */
+export const inWarmup = (settings: SearchSettings, epoch: number): boolean => epoch < settings.schedule.warmupEpochs;
+
+/** Reward samples of epoch `epoch` (0-based): none while warming up. */
+const samplesOfEpoch = (settings: SearchSettings, epoch: number): number => (inWarmup(settings, epoch) ? 0 : samplesPerEpoch(settings));
+
+/**
+ * The warm-up architecture of global step `step`: uniform, drawn from (seed, step) alone, so a
+ * resumed search trains on the same ones without a generator state in the checkpoint.
+ */
+export function warmupArchitecture(settings: SearchSettings, step: number): Genotype {
+  return randomArchitecture(settings.spec, Math.imul(settings.controller.seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b));
+}
+
+/**
+ * Where the reward of the next sample is measured: the next single validation batch (the
+ * reference), or with `rewardBatches` K the K batches of the update in progress, the same for all
+ * of its samples (update u reads batches u·K … u·K + K − 1 of the walk through the split).
+ */
+function rewardBatchesOf(settings: SearchSettings, state: SearchState): { first: number; count: number } {
+  const k = settings.schedule.rewardBatches;
+  return k === null ? { first: state.validCursor++, count: 1 } : { first: state.updates * k, count: k };
+}
+
 /**
  * Entropy of the policy, estimated by −log π of a sampled architecture under the θ that sampled
  * it (its mean over samples is the entropy of the whole sequence). The random policy samples
@@ -76,11 +105,15 @@ function showProgress(ctx: SearchContext, where: string): void {
   const { settings, state, parts, eta, latest } = ctx;
   const { epochs } = settings.schedule;
   const perEpoch = parts.task.batchesPerEpoch;
-  const samples = samplesPerEpoch(settings);
-  const { reportSamples, deriveSamples, deriveValidBatches } = settings.schedule;
+  const { reportSamples, deriveSamples, deriveValidBatches, rewardBatches } = settings.schedule;
+  // A reward on K batches costs about K single-batch samples.
+  const sampleCost = (epoch: number) => samplesOfEpoch(settings, epoch) * (rewardBatches ?? 1);
+  const samples = sampleCost(state.epoch);
+  let samplesAfter = 0;
+  for (let e = state.epoch + 1; e < epochs; e++) samplesAfter += sampleCost(e) + reportSamples;
   const epochsAfter = Math.max(0, epochs - state.epoch - 1);
   const childLeft = epochsAfter * perEpoch + (state.phase === 'child' ? perEpoch - state.phaseDone : 0);
-  const samplesLeft = epochsAfter * (samples + reportSamples) + (state.phase === 'child' ? samples : samples - state.phaseDone) + reportSamples;
+  const samplesLeft = samplesAfter + (state.phase === 'child' ? samples : samples - state.phaseDone * (rewardBatches ?? 1)) + reportSamples;
   // The closing derive scores its samples on the whole split (validations) or on k batches each (about k reward samples).
   const remaining = {
     child: childLeft,
@@ -90,7 +123,8 @@ function showProgress(ctx: SearchContext, where: string): void {
   const left = eta.eta(remaining);
   const done = ctx.seconds();
   // Until every kind of work is timed, the fraction counts training steps and reward samples alike.
-  const units = epochs * (perEpoch + samples + reportSamples);
+  let units = epochs * (perEpoch + reportSamples);
+  for (let e = 0; e < epochs; e++) units += sampleCost(e);
   const fraction = left === null || left.partial ? 1 - (childLeft + samplesLeft) / units : done / (done + left.seconds);
   const f = (x: number | undefined, digits = 3) => (x === undefined ? '--' : x.toFixed(digits));
   const stats = [
@@ -110,7 +144,7 @@ export async function childPhase(ctx: SearchContext): Promise<boolean> {
   while (state.phaseDone < total) {
     if (ctx.io.stop.requested) return false;
     const started = performance.now();
-    const genotype = fromTokens(ctx.settings.spec, parts.controller.propose());
+    const genotype = inWarmup(ctx.settings, state.epoch) ? warmupArchitecture(ctx.settings, state.globalStep) : fromTokens(ctx.settings.spec, parts.controller.propose());
     const lr = searchLr(parts, state.globalStep);
     const stats = ctx.trainer.step(genotype, lr);
     if (!Number.isFinite(stats.loss))
@@ -141,14 +175,15 @@ export async function childPhase(ctx: SearchContext): Promise<boolean> {
 export async function controllerPhase(ctx: SearchContext): Promise<boolean> {
   const { parts, state, settings } = ctx;
   const { controller, task } = parts;
-  const total = samplesPerEpoch(settings);
+  const total = samplesOfEpoch(settings, state.epoch);
   while (state.phaseDone < total) {
     if (ctx.io.stop.requested) return false;
     const started = performance.now();
     const tokens = controller.propose();
     const genotype = fromTokens(settings.spec, tokens);
     const entropy = sampleEntropy(controller, tokens);
-    const score = task.score(parts.model, genotype, state.validCursor++, 1);
+    const { first, count } = rewardBatchesOf(settings, state);
+    const score = task.score(parts.model, genotype, first, count);
     ctx.trials.append({
       seconds: ctx.seconds(),
       parameter_id: state.samples,
@@ -224,9 +259,9 @@ export function reportPhase(ctx: SearchContext): void {
     lr: searchLr(parts, state.globalStep - 1),
     trainLoss: sums.trainLoss / sums.steps,
     trainAccuracy: image ? sums.trainAccuracy / sums.steps : null,
-    reward: sums.reward / sums.samples,
+    reward: sums.samples ? sums.reward / sums.samples : null,
     baseline,
-    entropy: sums.entropy / sums.samples,
+    entropy: sums.samples ? sums.entropy / sums.samples : null,
     report: report.map((entry) => ({ reward: entry.score.reward, tokens: entry.tokens })),
     valid: {
       reward: valid.reward,
@@ -243,7 +278,9 @@ export function reportPhase(ctx: SearchContext): void {
   ctx.io.print(
     `epoch ${epoch}/${settings.schedule.epochs}: train loss ${(sums.trainLoss / sums.steps).toFixed(4)}` +
       (image ? ` acc ${(sums.trainAccuracy / sums.steps).toFixed(4)}` : '') +
-      ` | controller reward ${(sums.reward / sums.samples).toFixed(4)} baseline ${baseline.toFixed(4)} entropy ${(sums.entropy / sums.samples).toFixed(2)}` +
+      (sums.samples
+        ? ` | controller reward ${(sums.reward / sums.samples).toFixed(4)} baseline ${baseline.toFixed(4)} entropy ${(sums.entropy / sums.samples).toFixed(2)}`
+        : ' | warm-up: uniformly random architectures, no controller phase') +
       ` | ${rewards.length} samples ${Math.min(...rewards).toFixed(3)}–${Math.max(...rewards).toFixed(3)}, best on the whole validation split: ${validText}` +
       ` | ${formatDuration(ctx.seconds())}`,
   );

@@ -6,15 +6,20 @@
  * numbers); `tiny` runs in seconds for tests and smoke runs.
  */
 
+import type { WeightSharing } from '../trial/options.js';
+
 export const PRESET_NAMES = ['tiny', 'default', 'large'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** The spaces that have a supernet and fixed networks (NAS-Bench-201 is only looked up). */
 export type TrainableSpace = 'macro' | 'micro' | 'rnn';
 
-/** Trial flags a preset sets (trial/options.ts: --subset, --channels, …). */
+/** Trial flags a preset sets (trial/options.ts: --subset, --channels, …, and the supernet's weight sharing and init scale). */
 export interface TrialSizes {
   subset?: number;
+  weightSharing?: WeightSharing;
+  initScale?: number;
+  gradClip?: number;
   channels?: number;
   layers?: number;
   hidden?: number;
@@ -34,6 +39,16 @@ export interface SearchSchedule {
   deriveSamples: number;
   /** Validation batches derive scores each sample on; null for the whole validation split. */
   deriveValidBatches: number | null;
+  /**
+   * Epochs at the start whose child phase trains on uniformly random architectures and that skip
+   * the controller phase (0: the reference, which trains the controller from the first epoch).
+   */
+  warmupEpochs: number;
+  /**
+   * null: the reference, each reward on the next single validation batch; K: every reward of one
+   * controller update on the same K batches, so the samples of an update are compared on the same images.
+   */
+  rewardBatches: number | null;
 }
 
 export interface SearchPreset {
@@ -56,32 +71,32 @@ export const SEARCH_PRESETS: Record<PresetName, Record<TrainableSpace, SearchPre
   tiny: {
     micro: {
       trial: { subset: 4, channels: 4, layers: 1, batchSize: 20, evalBatchSize: 20 },
-      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null },
+      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null, warmupEpochs: 0, rewardBatches: null },
       numAggregate: 2,
     },
     macro: {
       trial: { subset: 4, channels: 4, batchSize: 20, evalBatchSize: 20 },
-      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null },
+      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null, warmupEpochs: 0, rewardBatches: null },
       numAggregate: 2,
     },
     rnn: {
       trial: { subset: 2000, hidden: 16, batchSize: 4, evalBatchSize: 4, bptt: 10 },
-      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null },
+      schedule: { epochs: 2, controllerSteps: 2, reportSamples: 3, deriveSamples: 4, deriveValidBatches: null, warmupEpochs: 0, rewardBatches: null },
       numAggregate: 2,
     },
   },
   default: {
     micro: {
       trial: { subset: 300, channels: 8, layers: 3, batchSize: 64, evalBatchSize: 100 },
-      schedule: { epochs: 30, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: 5 },
+      schedule: { epochs: 30, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: 5, warmupEpochs: 0, rewardBatches: null },
     },
     macro: {
       trial: { subset: 300, channels: 12, batchSize: 64, evalBatchSize: 100 },
-      schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: 5 },
+      schedule: { epochs: 10, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: 5, warmupEpochs: 0, rewardBatches: null },
     },
     rnn: {
       trial: { subset: 40_000, hidden: 64, batchSize: 32, evalBatchSize: 32, bptt: 35 },
-      schedule: { epochs: 30, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: null },
+      schedule: { epochs: 30, controllerSteps: 10, reportSamples: 10, deriveSamples: 20, deriveValidBatches: null, warmupEpochs: 0, rewardBatches: null },
     },
   },
   // The reference search columns (ENAS.md tables): micro C=20, 6+2 cells, batch 160, 150 epochs, 30×10;
@@ -89,15 +104,15 @@ export const SEARCH_PRESETS: Record<PresetName, Record<TrainableSpace, SearchPre
   large: {
     micro: {
       trial: { channels: 20, layers: 6, batchSize: 160, evalBatchSize: 100 },
-      schedule: { epochs: 150, controllerSteps: 30, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null },
+      schedule: { epochs: 150, controllerSteps: 30, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null, warmupEpochs: 0, rewardBatches: null },
     },
     macro: {
       trial: { channels: 36, batchSize: 128, evalBatchSize: 100 },
-      schedule: { epochs: 310, controllerSteps: 50, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null },
+      schedule: { epochs: 310, controllerSteps: 50, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null, warmupEpochs: 0, rewardBatches: null },
     },
     rnn: {
       trial: { hidden: 200, batchSize: 20, evalBatchSize: 20, bptt: 35 },
-      schedule: { epochs: 150, controllerSteps: 100, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null },
+      schedule: { epochs: 150, controllerSteps: 100, reportSamples: 10, deriveSamples: 100, deriveValidBatches: null, warmupEpochs: 0, rewardBatches: null },
     },
   },
 };

@@ -45,7 +45,11 @@ export interface SearchOverrides {
   controllerSteps?: number;
   numAggregate?: number;
   deriveSamples?: number;
+  warmupEpochs?: number;
+  rewardBatches?: number;
   seed?: number;
+  /** The controller's policy: enas, or random (the paper's random search with weight sharing, ENAS.md §4). */
+  policy?: ControllerOptions['policy'];
   backend?: BackendName;
   trial: TrialSizes;
 }
@@ -63,6 +67,9 @@ const TRIAL_FLAGS: [keyof TrialOptions, string][] = [
   ['batchSize', 'batch-size'],
   ['evalBatchSize', 'eval-batch-size'],
   ['seed', 'seed'],
+  ['weightSharing', 'weight-sharing'],
+  ['initScale', 'init-scale'],
+  ['gradClip', 'grad-clip'],
 ];
 
 function toArgv(options: Partial<TrialOptions>): string[] {
@@ -133,6 +140,7 @@ export function resolveSearchSettings(configPath: string, overrides: SearchOverr
       notes.push(`preset ${overrides.preset} replaces classArgs num_aggregate ${tuner.controller.numAggregate} with ${numAggregate}`);
     controller.numAggregate = numAggregate;
   }
+  if (overrides.policy !== undefined) controller.policy = overrides.policy;
   if (overrides.seed !== undefined) {
     controller.seed = overrides.seed;
     trial.seed = overrides.seed;
@@ -142,6 +150,8 @@ export function resolveSearchSettings(configPath: string, overrides: SearchOverr
     ...(overrides.epochs !== undefined && { epochs: overrides.epochs }),
     ...(overrides.controllerSteps !== undefined && { controllerSteps: overrides.controllerSteps }),
     ...(overrides.deriveSamples !== undefined && { deriveSamples: overrides.deriveSamples }),
+    ...(overrides.warmupEpochs !== undefined && { warmupEpochs: overrides.warmupEpochs }),
+    ...(overrides.rewardBatches !== undefined && { rewardBatches: overrides.rewardBatches }),
   };
   const trialArgs = toArgv(trial);
   parseTrialArgs(trialArgs);
@@ -182,8 +192,10 @@ const checkSettings = compileChecker<SearchSettings>(
           reportSamples: { type: 'integer', minimum: 1 },
           deriveSamples: { type: 'integer', minimum: 1 },
           deriveValidBatches: { type: ['integer', 'null'], minimum: 1 },
+          warmupEpochs: { type: 'integer', minimum: 0 },
+          rewardBatches: { type: ['integer', 'null'], minimum: 1 },
         },
-        required: ['epochs', 'controllerSteps', 'reportSamples', 'deriveSamples', 'deriveValidBatches'],
+        required: ['epochs', 'controllerSteps', 'reportSamples', 'deriveSamples', 'deriveValidBatches', 'warmupEpochs', 'rewardBatches'],
         additionalProperties: false,
       },
       backend: { type: ['string', 'null'] },
@@ -202,6 +214,11 @@ export function checkSchedule(schedule: SearchSchedule): void {
     ['deriveSamples', '--derive-samples'],
   ] as const)
     if (!(Number.isInteger(schedule[key]) && schedule[key] >= 1)) throw new Error(`${flag} must be a positive integer, got ${schedule[key]}`);
+  const { warmupEpochs, rewardBatches, epochs } = schedule;
+  if (!(Number.isInteger(warmupEpochs) && warmupEpochs >= 0 && warmupEpochs <= epochs))
+    throw new Error(`--warmup-epochs must be an integer from 0 to the search's ${epochs} epochs, got ${warmupEpochs}`);
+  if (rewardBatches !== null && !(Number.isInteger(rewardBatches) && rewardBatches >= 1))
+    throw new Error(`--reward-batches must be a positive integer, got ${rewardBatches}`);
 }
 
 export function writeSettings(dir: string, settings: SearchSettings): void {

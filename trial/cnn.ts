@@ -25,6 +25,13 @@ export interface ClassifierConfig {
   l2: number;
   /** Seed of the weight init, dropout and drop-path. */
   seed: number;
+  /** Multiplies the He-normal init's standard deviation (trial option --init-scale); unset: 1, the reference. */
+  initScale?: number;
+  /**
+   * Global-norm gradient clipping bound (trial option --grad-clip); unset: none, as the reference
+   * runs (its child_grad_bound 5.0 is a no-op, ENAS.md §3).
+   */
+  gradClip?: number;
 }
 
 /** The micro layout both micro networks configure (ENAS.md §1b). */
@@ -58,12 +65,15 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
   /** State name of each variable, by tf.Variable name (the keys of tf.variableGrads). */
   private readonly stateNames = new Map<string, string>();
 
+  private readonly gradClip?: number;
+
   protected constructor(
     config: ClassifierConfig,
     private readonly auxWeight: number,
   ) {
+    this.gradClip = config.gradClip;
     this.rng = new Random(config.seed);
-    this.store = new VariableStore(this.rng);
+    this.store = new VariableStore(this.rng, config.initScale);
     this.root = new Scope(this.store);
     this.optimizer = new NesterovMomentum({ l2: config.l2 });
   }
@@ -138,7 +148,7 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
       if (!variable) throw new Error(`gradient for an unknown state name (${name})`);
       byKey.push([variable.name, grad]);
     }
-    this.optimizer.applyHost(byKey, lr);
+    this.optimizer.applyHost(this.gradClip === undefined ? byKey : clipGlobalNorm(byKey, this.gradClip), lr);
   }
 
   evaluate(g: G, batch: Batch): StepStats {
@@ -165,6 +175,16 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
     this.store.variables.clear();
     this.constants.dispose();
   }
+}
+
+/** The gradients scaled by bound/‖g‖ when their global L2 norm ‖g‖ exceeds `bound` (new arrays; the inputs stay as they are). */
+export function clipGlobalNorm(grads: readonly [string, Float32Array][], bound: number): [string, Float32Array][] {
+  let squares = 0;
+  for (const [, g] of grads) for (let i = 0; i < g.length; i++) squares += g[i]! * g[i]!;
+  const norm = Math.sqrt(squares);
+  if (norm <= bound) return [...grads];
+  const factor = bound / norm;
+  return grads.map(([key, g]) => [key, g.map((v) => v * factor)]);
 }
 
 /** Mean softmax cross-entropy over the batch, with its gradient (softmax − labels)/B as one customGrad. */

@@ -28,7 +28,11 @@ export const BN_DECAY = 0.9;
 export class VariableStore {
   readonly variables = new Map<string, tf.Variable>();
 
-  constructor(readonly rng: Random) {}
+  /** `initScale` multiplies every He-normal standard deviation (1: the reference; trial option --init-scale). */
+  constructor(
+    readonly rng: Random,
+    readonly initScale = 1,
+  ) {}
 
   add(name: string, init: tf.Tensor, trainable: boolean): tf.Variable {
     if (this.variables.has(name)) throw new Error(`variable ${name} is declared twice`);
@@ -61,7 +65,7 @@ export class Scope {
    * num_inputs as fan-in; that accident is not reproduced.
    */
   heNormal(leaf: string, shape: number[], fanIn: number): tf.Variable {
-    const stddev = Math.sqrt(2 / fanIn);
+    const stddev = this.store.initScale * Math.sqrt(2 / fanIn);
     const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
     const rng = this.store.rng;
     for (let i = 0; i < values.length; i++) {

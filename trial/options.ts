@@ -27,6 +27,17 @@ export const BACKEND_CHOICES = ['tensorflow', 'wasm', 'cpu'] as const satisfies 
  * lets those fixed costs grow; the reference trains one batch per architecture, which NNI cannot afford.
  */
 export const DEFAULT_TRAIN_STEPS = 20;
+
+/**
+ * How the CNN supernets index their op weights (docs/embedded.md, "Weight sharing"):
+ *   per-input  the reference (ENAS.md §1b): a micro node's op weights are indexed by the input
+ *              node the op reads, a macro factorized reduction by the tensor it reduces;
+ *   per-node   NNI's legacy ENAS example: one set per (node, input slot, op), one factorized
+ *              reduction per macro pool point, whatever the input; each set trains on every step
+ *              that samples its op there, several times as often as per-input.
+ */
+export const WEIGHT_SHARING = ['per-input', 'per-node'] as const;
+export type WeightSharing = (typeof WEIGHT_SHARING)[number];
 export const DEFAULT_VALID_BATCHES = 2;
 
 export interface TrialOptions {
@@ -52,6 +63,12 @@ export interface TrialOptions {
   output?: string;
   backend?: BackendName;
   seed: number;
+  /** CNN supernets: how op weights are shared (WEIGHT_SHARING). */
+  weightSharing: WeightSharing;
+  /** CNNs: multiplies the He-normal init's standard deviation (1: the reference). */
+  initScale: number;
+  /** CNN supernets: global-norm gradient clipping bound; unset: none (the reference's clipping is a no-op). */
+  gradClip?: number;
   params?: string;
   paramsFile?: string;
 }
@@ -96,6 +113,13 @@ export function addTrialOptions<T>(y: Argv<T>): Argv<T> {
       .option('output', { type: 'string', describe: 'where architecture.json/.svg go (default NNI_OUTPUT_DIR, standalone runs/standalone)' })
       .option('backend', { choices: BACKEND_CHOICES, describe: 'TensorFlow.js backend (default: the fastest that loads)' })
       .option('seed', { type: 'number', default: 0, describe: 'weight init, data order and augmentation; keep it fixed within an experiment' })
+      .option('weight-sharing', {
+        choices: WEIGHT_SHARING,
+        default: 'per-input' as WeightSharing,
+        describe: 'CNN supernets: per-input = the reference (op weights indexed by the input node); per-node = one set per node, slot and op',
+      })
+      .option('init-scale', { type: 'number', default: 1, describe: "CNNs: scale of the He-normal init's standard deviation (1 = the reference)" })
+      .option('grad-clip', { type: 'number', describe: "CNN supernets: clip the gradient's global norm to this bound (default none: the reference's clipping is a no-op)" })
       .option('params', { type: 'string', describe: 'standalone (no NNI): the parameter dict as JSON' })
       .option('params-file', { type: 'string', describe: "standalone (no NNI): a file holding the parameter dict, or a trial's architecture.json" })
       // A flag given twice takes its last value, so a copied trialCommand can be overridden by appending.
@@ -117,6 +141,12 @@ function text(raw: Raw, flag: string): string | undefined {
   const value = raw[flag];
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || value === '') throw new UsageError(`--${flag} needs a value`);
+  return value;
+}
+
+function positive(raw: Raw, flag: string): number {
+  const value = raw[flag];
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new UsageError(`--${flag} must be a positive number, got ${String(value)}`);
   return value;
 }
 
@@ -145,6 +175,9 @@ export function toTrialOptions(raw: Raw): TrialOptions {
     output: text(raw, 'output'),
     backend: raw.backend as BackendName | undefined,
     seed: count(raw, 'seed', 0)!,
+    weightSharing: raw['weight-sharing'] as WeightSharing,
+    initScale: positive(raw, 'init-scale'),
+    gradClip: raw['grad-clip'] === undefined ? undefined : positive(raw, 'grad-clip'),
     params: text(raw, 'params'),
     paramsFile: text(raw, 'params-file'),
   };

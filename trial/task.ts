@@ -127,7 +127,8 @@ function createImageTask(options: TrialOptions, spec: SpaceSpec & { space: 'macr
   const micro = spec.space === 'micro';
   const channels = options.channels ?? (micro ? MICRO_SEARCH_DEFAULTS.channels : MACRO_SEARCH_DEFAULTS.channels);
   const layers = micro ? (options.layers ?? MICRO_SEARCH_DEFAULTS.layers) : spec.layers;
-  const common = { inputShape, numClasses, channels, seed: options.seed };
+  const common = { inputShape, numClasses, channels, seed: options.seed, initScale: options.initScale };
+  const { weightSharing, gradClip } = options;
   const trainBatcher = new ImageBatcher(train, { batchSize, stats, seed: options.seed, augment: defaultAugment(dataset) });
   // Full batches only, so every reward is measured on the same number of images.
   const validBatcher = new ImageBatcher(valid, { batchSize: evalBatchSize, stats, seed: options.seed, partial: 'drop' });
@@ -160,12 +161,12 @@ function createImageTask(options: TrialOptions, spec: SpaceSpec & { space: 'macr
       `${dataset}${options.subset ? ` (subset: ${options.subset} per class)` : ''}: ${train.count} training / ${valid.count} validation images ` +
       `${inputShape.join('×')}, batch ${batchSize}, scoring batch ${evalBatchSize}`,
     batchesPerEpoch: trainBatcher.batchesPerEpoch,
-    supernetDescription: { model: `${spec.space} supernet`, spec, inputShape, numClasses, channels, layers, dataset },
+    supernetDescription: { model: `${spec.space} supernet`, spec, inputShape, numClasses, channels, layers, dataset, weightSharing, initScale: options.initScale, gradClip: gradClip ?? null },
     modelSummary: (model) => `${spec.space} ${model === 'supernet' ? 'supernet' : 'network'}, C=${channels}, ${cells}`,
     createSupernet: () =>
       micro
-        ? new MicroSupernet({ ...common, layers, nodes: spec.nodes })
-        : new MacroSupernet({ ...common, layers }),
+        ? new MicroSupernet({ ...common, layers, nodes: spec.nodes, weightSharing, gradClip })
+        : new MacroSupernet({ ...common, layers, weightSharing, gradClip }),
     createFixed: (genotype, totalSteps) => {
       if (genotype.space === 'micro') return new MicroFixedNet(genotype, { ...common, layers, totalSteps });
       if (genotype.space === 'macro') return new MacroFixedNet(genotype, common);

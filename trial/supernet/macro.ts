@@ -8,12 +8,16 @@
  * the selection is conditional), so every branch's BN moving statistics follow every batch. Here
  * a branch's statistics move only on the steps that sample it, and a factorized reduction's only
  * when a later layer reads its tensor.
+ *
+ * `weightSharing: 'per-node'` (a deviation, NNI's legacy ENAS example) gives each pool point one
+ * factorized reduction for every tensor of the history instead of one per tensor.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { MACRO_OPS, type MacroGenotype, type MacroOp } from '../../search-spaces/genotype.js';
 import { checkMacroGenotype, ImageClassifier, lazy, macroPoolLayers, type ClassifierConfig, type ForwardResult } from '../cnn.js';
 import { BatchNorm, BN_DECAY, chain, Conv, FactorizedReduction, globalAvgPool, Linear, sum, type BatchNormOptions, type Pass, type Stage } from '../nn.js';
 import { MACRO_OP_FACTORIES, type CnnOp } from '../ops.js';
+import type { WeightSharing } from '../options.js';
 
 export interface MacroSupernetConfig extends ClassifierConfig {
   /** C, constant through the network in search mode. */
@@ -24,6 +28,7 @@ export interface MacroSupernetConfig extends ClassifierConfig {
   keepProb: number;
   /** BN moving-average decay. */
   bnMomentum: number;
+  weightSharing: WeightSharing;
 }
 
 /** The reference `macro_search` column (ENAS.md hyperparameter table), on CIFAR-10 shapes. */
@@ -36,6 +41,7 @@ export const MACRO_SEARCH_DEFAULTS: MacroSupernetConfig = {
   l2: 2.5e-4,
   bnMomentum: BN_DECAY,
   seed: 0,
+  weightSharing: 'per-input',
 };
 
 interface SearchLayer {
@@ -48,7 +54,7 @@ export class MacroSupernet extends ImageClassifier<MacroGenotype> {
   readonly config: MacroSupernetConfig;
   private readonly stem: Stage[];
   private readonly layers: SearchLayer[];
-  /** Pool layer → one FR per history tensor [stem, out_0 … out_i], each with its own weights. */
+  /** Pool layer → the FR of each history tensor [stem, out_0 … out_i]: its own (per-input) or one for all (per-node). */
   private readonly reductions = new Map<number, FactorizedReduction[]>();
   private readonly classifier: Linear;
 
@@ -74,9 +80,10 @@ export class MacroSupernet extends ImageClassifier<MacroGenotype> {
       this.layers.push({ ops, skipBn: i > 0 ? new BatchNorm(scope.child('skip'), C, bn) : undefined });
       if (pools.has(i)) {
         const at = this.root.child(`pool_at_${i}`);
+        const shared = c.weightSharing === 'per-node' ? new FactorizedReduction(at, C, C, bn) : undefined;
         this.reductions.set(
           i,
-          Array.from({ length: i + 2 }, (_, j) => new FactorizedReduction(at.child(`from_${j}`), C, C, bn)),
+          Array.from({ length: i + 2 }, (_, j) => shared ?? new FactorizedReduction(at.child(`from_${j}`), C, C, bn)),
         );
       }
     }

@@ -9,6 +9,9 @@
  * its own variable (`…/from_<input>/…`), which selects the same weights without a gather per
  * tensor per step and without the scatter-add in its gradient, and lets a step leave the rows
  * of unchosen inputs untouched. The loose-end output conv likewise has one [C, C] block per node.
+ *
+ * `weightSharing: 'per-node'` (a deviation, NNI's legacy ENAS example) drops the input-node
+ * index: one set per (node, slot, op), read whichever input the op is applied to.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { MICRO_OPS, microLooseEnds, type MicroGenotype, type MicroNode, type MicroOp } from '../../search-spaces/genotype.js';
@@ -29,13 +32,16 @@ import {
   type BatchNormOptions,
   type FeatureShape,
   type Pass,
+  type Scope,
   type Stage,
 } from '../nn.js';
 import { MICRO_OP_FACTORIES, type CnnOp } from '../ops.js';
+import type { WeightSharing } from '../options.js';
 
 export interface MicroSupernetConfig extends MicroLayoutConfig {
   /** Computed nodes per cell. */
   nodes: number;
+  weightSharing: WeightSharing;
 }
 
 /** The reference `micro_search` column (ENAS.md hyperparameter table), on CIFAR-10 shapes. */
@@ -50,6 +56,7 @@ export const MICRO_SEARCH_DEFAULTS: MicroSupernetConfig = {
   auxHead: true,
   auxWeight: 0.4,
   seed: 0,
+  weightSharing: 'per-input',
 };
 
 /** One input slot of a node: per possible input node, every op of MICRO_OPS. */
@@ -98,18 +105,16 @@ export class MicroSupernet extends ImageClassifier<MicroGenotype> {
         [prev, last] = [last, halved(last, C)];
       }
       const calibration = new Calibration(scope, prev, last, C, bn);
+      const opsAt = (at: (op: MicroOp) => Scope) =>
+        Object.fromEntries(
+          MICRO_OPS.map((op) => [op, MICRO_OP_FACTORIES[op]({ scope: at(op), channels: C, stride: 1, mode: 'search', bnMomentum: BN_DECAY })]),
+        ) as Record<MicroOp, CnnOp>;
       const nodes = Array.from({ length: c.nodes }, (_, b) =>
-        (['x', 'y'] as const).map((slot) =>
-          Array.from({ length: b + 2 }, (_, input) => {
-            const at = scope.child(`node_${b + 2}`).child(slot);
-            return Object.fromEntries(
-              MICRO_OPS.map((op) => [
-                op,
-                MICRO_OP_FACTORIES[op]({ scope: at.child(op).child(`from_${input}`), channels: C, stride: 1, mode: 'search', bnMomentum: BN_DECAY }),
-              ]),
-            ) as Record<MicroOp, CnnOp>;
-          }),
-        ) as [SlotOps, SlotOps],
+        (['x', 'y'] as const).map((slot) => {
+          const at = scope.child(`node_${b + 2}`).child(slot);
+          if (c.weightSharing === 'per-node') return Array<Record<MicroOp, CnnOp>>(b + 2).fill(opsAt((op) => at.child(op)));
+          return Array.from({ length: b + 2 }, (_, input) => opsAt((op) => at.child(op).child(`from_${input}`)));
+        }) as [SlotOps, SlotOps],
       );
       const outScope = scope.child('output');
       const output = Array.from({ length: c.nodes + 2 }, (_, j) => new PointwiseConv(outScope.child(`from_${j}`), C, C));
