@@ -7,6 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { benchController, benchDefaultTrial, benchSupernets, formatRows, type BenchRow, type SupernetSpace } from '../bench/supernet.js';
 import { BACKENDS, type BackendName } from '../trial/backend.js';
 import { defaultNb201TablePath } from '../trial/nb201-table.js';
+import { searchQualityCommand } from './search-quality.js';
 
 interface TunersArgs {
   table?: string;
@@ -128,7 +129,7 @@ const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
   describe: 'benchmarks without NNI that write run directories for `compare`',
-  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(allCommand).demandCommand(1, 'name a benchmark; see --help'),
+  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(allCommand).command(searchQualityCommand).demandCommand(1, 'name a benchmark; see --help'),
   // The subcommands do the work.
   handler: () => {},
 };
