@@ -106,10 +106,10 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
         .option('derive-samples', { type: 'number', describe: 'architectures the closing derive samples' })
         .option('policy', { choices: ['enas', 'random'] as const, describe: "random: uniform sampling with weight sharing, the paper's random-search baseline (overrides classArgs policy)" })
         .option('warmup-epochs', { type: 'number', describe: 'first epochs train the supernet on uniformly random architectures, without controller phase (reference: 0)' })
-        .option('reward-batches', { type: 'number', describe: 'score all rewards of a controller update on the same K validation batches (reference: the next single batch)' })
+        .option('reward-batches', { type: 'number', describe: 'score all rewards of a controller update on the same K validation batches (0: the reference, the next single batch each)' })
         .option('weight-sharing', { choices: WEIGHT_SHARING, describe: 'CNN supernets: per-input (reference) or per-node op weights' })
         .option('init-scale', { type: 'number', describe: "CNNs: scale of the He-normal init's standard deviation (reference: 1)" })
-        .option('grad-clip', { type: 'number', describe: "CNN supernets: clip the gradient's global norm (reference: none; its bound 5 is a no-op)" })
+        .option('grad-clip', { type: 'number', describe: "CNN supernets: clip the gradient's global norm (0: none, the reference, whose bound 5 is a no-op)" })
         .option('layers', { type: 'number', describe: 'micro: num_layers, the supernet has num_layers + 2 cells' })
         .option('workers', { type: 'number', describe: 'CNN spaces: threads training the supernet data-parallel (default: 2 cores, 1 on tfjs-node)' }),
     )

@@ -151,7 +151,8 @@ export function resolveSearchSettings(configPath: string, overrides: SearchOverr
     ...(overrides.controllerSteps !== undefined && { controllerSteps: overrides.controllerSteps }),
     ...(overrides.deriveSamples !== undefined && { deriveSamples: overrides.deriveSamples }),
     ...(overrides.warmupEpochs !== undefined && { warmupEpochs: overrides.warmupEpochs }),
-    ...(overrides.rewardBatches !== undefined && { rewardBatches: overrides.rewardBatches }),
+    // --reward-batches 0: the reference, each reward on the next single batch.
+    ...(overrides.rewardBatches !== undefined && { rewardBatches: overrides.rewardBatches === 0 ? null : overrides.rewardBatches }),
   };
   const trialArgs = toArgv(trial);
   parseTrialArgs(trialArgs);

@@ -119,7 +119,7 @@ export function addTrialOptions<T>(y: Argv<T>): Argv<T> {
         describe: 'CNN supernets: per-input = the reference (op weights indexed by the input node); per-node = one set per node, slot and op',
       })
       .option('init-scale', { type: 'number', default: 1, describe: "CNNs: scale of the He-normal init's standard deviation (1 = the reference)" })
-      .option('grad-clip', { type: 'number', describe: "CNN supernets: clip the gradient's global norm to this bound (default none: the reference's clipping is a no-op)" })
+      .option('grad-clip', { type: 'number', describe: "CNN supernets: clip the gradient's global norm to this bound (default none, or 0: the reference's clipping is a no-op)" })
       .option('params', { type: 'string', describe: 'standalone (no NNI): the parameter dict as JSON' })
       .option('params-file', { type: 'string', describe: "standalone (no NNI): a file holding the parameter dict, or a trial's architecture.json" })
       // A flag given twice takes its last value, so a copied trialCommand can be overridden by appending.
@@ -177,7 +177,8 @@ export function toTrialOptions(raw: Raw): TrialOptions {
     seed: count(raw, 'seed', 0)!,
     weightSharing: raw['weight-sharing'] as WeightSharing,
     initScale: positive(raw, 'init-scale'),
-    gradClip: raw['grad-clip'] === undefined ? undefined : positive(raw, 'grad-clip'),
+    // 0 turns clipping off, so a preset's bound can be overridden back to the reference's none.
+    gradClip: raw['grad-clip'] === undefined || raw['grad-clip'] === 0 ? undefined : positive(raw, 'grad-clip'),
     params: text(raw, 'params'),
     paramsFile: text(raw, 'params-file'),
   };
