@@ -7,6 +7,10 @@
  * Like NNI's own clients, only `_bye_` marks an intentional close; any other close is a lost
  * connection, and we reconnect to the same URL with backoff for as long as the manager keeps
  * its end waiting (30 s), resending what the old socket had not written out.
+ *
+ * tuner/main.ts connects before it loads anything heavy (NNI allows 10 s from spawn to
+ * connection), so frames and the end that arrive before their listeners are attached are kept
+ * and handed over, in order, once they are.
  */
 import { WebSocket, type RawData } from 'ws';
 
@@ -49,14 +53,19 @@ export class WsTransport {
   /** Texts handed to the current socket whose write has not completed, in order. */
   private unwritten: string[] = [];
   private closing = false;
-  private ended = false;
   private connectedOnce = false;
   private lostAt = 0;
   private attempt = 0;
   private lastError = '';
   private retryTimer: NodeJS.Timeout | null = null;
-  private frameListener: (text: string, parsed: ParsedFrame) => void = () => {};
-  private endListener: (end: TransportEnd) => void = () => {};
+  private frameListener: ((text: string, parsed: ParsedFrame) => void) | null = null;
+  /** Frames received while no frame listener was attached, in order. */
+  private unheard: [string, ParsedFrame][] = [];
+  private endListener: ((end: TransportEnd) => void) | null = null;
+  private endResult: TransportEnd | null = null;
+  private announceFirstOpen: () => void = () => {};
+  /** Resolves once the first connection is open, or once the transport ended without one. */
+  readonly firstOpen = new Promise<void>((resolve) => (this.announceFirstOpen = resolve));
 
   constructor(
     readonly url: string,
@@ -66,14 +75,18 @@ export class WsTransport {
     this.windowMs = options.reconnectWindowMs ?? 30_000;
   }
 
-  /** Every frame that is not a control frame, with its JSON (or why it is not JSON). */
+  /** Every frame that is not a control frame, with its JSON (or why it is not JSON); first those that came before. */
   onFrame(listener: (text: string, parsed: ParsedFrame) => void): void {
     this.frameListener = listener;
+    const unheard = this.unheard;
+    this.unheard = [];
+    for (const [text, parsed] of unheard) listener(text, parsed);
   }
 
-  /** Called once: the manager said `_bye_` and closed, or the connection could not be kept. */
+  /** Called once: the manager said `_bye_` and closed, or the connection could not be kept (also if that happened before). */
   onEnd(listener: (end: TransportEnd) => void): void {
     this.endListener = listener;
+    if (this.endResult) listener(this.endResult);
   }
 
   /** Connects; a failing first connection is retried within the same window as a lost one. */
@@ -139,6 +152,7 @@ export class WsTransport {
       this.connectedOnce = true;
       this.attempt = 0;
       this.lastError = '';
+      this.announceFirstOpen();
       this.flush();
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -177,7 +191,8 @@ export class WsTransport {
       if (ws.readyState === WebSocket.OPEN) ws.close(CLOSE_NORMAL, 'bye received');
       return;
     }
-    this.frameListener(text, parsed);
+    if (this.frameListener) this.frameListener(text, parsed);
+    else this.unheard.push([text, parsed]);
   }
 
   private flush(): void {
@@ -226,8 +241,9 @@ export class WsTransport {
   }
 
   private end(end: TransportEnd): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.endListener(end);
+    if (this.endResult) return;
+    this.endResult = end;
+    this.announceFirstOpen();
+    this.endListener?.(end);
   }
 }
