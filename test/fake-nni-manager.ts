@@ -114,6 +114,9 @@ export class FakeNniManager {
   private heartbeat: NodeJS.Timeout | undefined;
   private lostTimer: NodeJS.Timeout | undefined;
   private waiters: { test: (f: Frame) => boolean; resolve: (f: Frame) => void }[] = [];
+  /** roundTrip() pings waiting for their pong, by payload. */
+  private roundTrips = new Map<string, () => void>();
+  private nextRoundTrip = 0;
 
   constructor(options: FakeManagerOptions) {
     this.options = options;
@@ -189,6 +192,18 @@ export class FakeNniManager {
     });
   }
 
+  /**
+   * Resolves once the tuner has read everything sent before: a ping with a payload of its own
+   * travels behind those frames, and the tuner's WebSocket answers it only after reading them.
+   */
+  roundTrip(): Promise<void> {
+    if (!this.socket) throw new Error('no tuner connected');
+    const payload = `round trip ${this.nextRoundTrip++}`;
+    const done = new Promise<void>((resolve) => this.roundTrips.set(payload, resolve));
+    this.socket.ping(payload);
+    return done.then(() => void this.roundTrips.delete(payload));
+  }
+
   /** Resolves with the first recorded frame (from index `from`) that passes `test`. */
   waitFor(test: (frame: Frame) => boolean, { from = 0, timeoutMs = 10_000 } = {}): Promise<Frame> {
     const found = this.frames.slice(from).find(test);
@@ -233,9 +248,10 @@ export class FakeNniManager {
     // A new connection replaces the old one (NNI: "Channel reconnecting, drop previous connection").
     if (old) old.close(4001, 'new epoch start');
     this.missingPongs = 0;
-    ws.on('pong', () => {
+    ws.on('pong', (data) => {
       this.pongs += 1;
       this.missingPongs = 0;
+      this.roundTrips.get(String(data))?.();
     });
     ws.on('message', (data) => {
       if (ws === this.socket) this.receive(String(data));

@@ -68,6 +68,10 @@ describe('tuner launcher', () => {
     expect(pythonPid).toBeGreaterThan(0);
     expect(nodePid).toBe(pythonPid);
     expect(readlinkSync(`/proc/${nodePid}/exe`)).toMatch(/\/node$/);
+    // Connected first, then TensorFlow.js and the controller loaded (NNI allows 10 s to connect).
+    const connected = log.indexOf(') connected to ws://');
+    expect(connected).toBeGreaterThan(0);
+    expect(log.indexOf(') controller loaded (TensorFlow.js ')).toBeGreaterThan(connected);
     // NNI tracks the shell; the tuner is the shell itself or its child (dash does not exec here).
     expect(nodePid === tuner.shell.pid || parentOf(nodePid) === tuner.shell.pid).toBe(true);
 

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_SPECS, fromTokens, searchSpaceOf, toParams, type SpaceSpec } from '../search-spaces/spaces.js';
-import { DEFAULT_REWARD, parseClassArgs } from '../tuner/args.js';
+import { DEFAULT_REWARD, parseClassArgs, type RewardOptions } from '../tuner/args.js';
 import { WsTransport, type Logger } from '../tuner/transport.js';
-import { CHECKPOINT_FILE, runTuner, type Checkpoint, type RunOptions } from '../tuner/tuner.js';
+import { CHECKPOINT_FILE, runTuner, type Checkpoint } from '../tuner/tuner.js';
 import { FakeNniManager, type FakeManagerOptions } from './fake-nni-manager.js';
 import { RecordingStrategy } from './fixtures/recording-strategy.js';
 
@@ -55,9 +55,25 @@ interface Session {
   strategies: RecordingStrategy[];
 }
 
+/** A started transport, as tuner/main.ts hands it to runTuner. */
+function connect(url: string, log: Logger, reconnectWindowMs?: number): WsTransport {
+  const transport = new WsTransport(url, { log, reconnectWindowMs });
+  transport.start();
+  return transport;
+}
+
+interface TunerOptions {
+  /** observe() reports a policy update every that many rewards. */
+  updateEvery?: number;
+  reward?: RewardOptions;
+  reconnectWindowMs?: number;
+  /** The strategy's load finishes when this settles; a rejection is a failed load. */
+  loaded?: Promise<void>;
+}
+
 async function session(
   managerOptions: Partial<FakeManagerOptions> = {},
-  { updateEvery = 1, ...tuner }: Partial<RunOptions> & { updateEvery?: number } = {},
+  { updateEvery = 1, reward = DEFAULT_REWARD, reconnectWindowMs, loaded }: TunerOptions = {},
 ): Promise<Session> {
   const manager = new FakeNniManager({ searchSpace: SPACE, trialConcurrency: 2, pingIntervalMs: 50, ...managerOptions });
   await manager.start();
@@ -65,18 +81,31 @@ async function session(
   const log = testLog();
   const strategies: RecordingStrategy[] = [];
   const exit = runTuner({
-    url: manager.url,
-    createStrategy: (spec) => {
-      strategies.push(new RecordingStrategy(spec, updateEvery));
-      return strategies.at(-1)!;
+    transport: connect(manager.url, log, reconnectWindowMs),
+    load: async () => {
+      await loaded;
+      return {
+        createStrategy: (spec) => {
+          strategies.push(new RecordingStrategy(spec, updateEvery));
+          return strategies.at(-1)!;
+        },
+        reward,
+      };
     },
-    reward: DEFAULT_REWARD,
     resume: managerOptions.mode === 'resume',
     checkpointDir: join(manager.experimentDir, 'checkpoint'),
     log,
-    ...tuner,
   });
   return { manager, exit, log, strategies };
+}
+
+/** A promise settled from outside; a rejection before anyone awaits it is not an unhandled one. */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((yes, no) => ((resolve = yes), (reject = no)));
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 /** Submits the waiting TRs as trials; each asks for its parameters in submission order. */
@@ -116,6 +145,53 @@ describe('tuner protocol', () => {
     expect(manager.frames.slice(teAt).filter((f) => f.direction === 'from-tuner')).toEqual([]);
     expect(manager.status).toBe('STOPPED');
     expect(s.strategies[0]!.disposed).toBe(true);
+  });
+
+  it('answers, in order, the commands that arrived while its strategy was loading', async () => {
+    const loaded = deferred();
+    const s = await session({ trialConcurrency: 2 }, { loaded: loaded.promise });
+    const { manager } = s;
+    await manager.waitFor((f) => f.type === 'IN');
+    manager.send('GE', '1');
+    await manager.roundTrip();
+    // The tuner has read IN and GE 1, and answered nothing yet.
+    expect(manager.fromTuner()).toEqual([]);
+    expect(s.strategies).toEqual([]);
+
+    loaded.resolve();
+    const trs = await manager.waitForTuner('TR', 3);
+    // ID and the TR for the early GE 1 go out together; the manager's GE 2 (sent on ID) follows.
+    expect(manager.frames.map((f) => `${f.direction === 'to-tuner' ? '>' : '<'} ${f.type} ${f.type === 'GE' ? f.content : ''}`.trim())).toEqual([
+      '> IN',
+      '> GE 1',
+      '< ID',
+      '> GE 2',
+      '< TR',
+      '< TR',
+      '< TR',
+    ]);
+    expect(trs.map((f) => f.text)).toEqual([0, 1, 2].map((id) => JSON.stringify({ type: 'TR', content: trContent(id) })));
+    await stop(s);
+  });
+
+  it('reports a strategy that fails to load with ER at IN and exits 1, whether the load fails before IN or after', async () => {
+    const problem = 'cannot start TensorFlow.js for the controller: backend wasm is not available: no WebAssembly';
+    for (const when of ['before IN', 'after IN']) {
+      const loaded = deferred();
+      if (when === 'before IN') loaded.reject(new Error(problem));
+      const s = await session({ trialConcurrency: 1 }, { loaded: loaded.promise });
+      if (when === 'after IN') {
+        await s.manager.waitFor((f) => f.type === 'IN');
+        await s.manager.roundTrip();
+        loaded.reject(new Error(problem));
+      }
+      expect(await s.exit, when).toBe(1);
+      expect(s.manager.fromTuner().map((f) => f.type), when).toEqual(['ER', '_bye_']);
+      expect(s.manager.dispatcherErrors, when).toEqual([`nni-enas tuner: ${problem}`]);
+      expect(s.manager.status, when).toBe('ERROR');
+      expect(s.log.lines, when).toContain(`ERROR fatal: ${problem}`);
+      expect(s.strategies, when).toEqual([]);
+    }
   });
 
   it('feeds a FINAL metric to the tokens of its parameter id, whether it comes before or after EN', async () => {
@@ -325,12 +401,10 @@ describe('tuner protocol', () => {
   it('exits non-zero with a log line, sending nothing, when no manager is there before IN', async () => {
     const log = testLog();
     const code = await runTuner({
-      url: 'ws://127.0.0.1:9/tuner',
-      createStrategy: (spec) => new RecordingStrategy(spec),
-      reward: DEFAULT_REWARD,
+      transport: connect('ws://127.0.0.1:9/tuner', log, 500),
+      load: async () => ({ createStrategy: (spec) => new RecordingStrategy(spec), reward: DEFAULT_REWARD }),
       resume: false,
       log,
-      reconnectWindowMs: 500,
     });
     expect(code).toBe(1);
     expect(log.lines.at(-1)).toMatch(/^ERROR could not \(re\)connect to the NNI manager at ws:\/\/127\.0\.0\.1:9\/tuner/);

@@ -2,18 +2,19 @@
 /*
  * Node entry point of the NNI tuner. NNI's manager starts `python -m nni --exp_params <b64>`;
  * tuner/nni_enas_tuner.py replaces that process with this one (same PID, same argv tail, same
- * environment, NNI-PROTOCOL.md a.1.1). Here: read argv and the NNI_* environment, decode the
- * experiment config for `tuner.classArgs`, set up logging, and run the tuner loop
- * (tuner/tuner.ts) with the ENAS controller (tuner/controller.ts) until the manager stops it.
+ * environment, NNI-PROTOCOL.md a.1.1). Here: read the NNI_* environment, set up logging, connect
+ * to the manager, and only then load the rest: NNI fails the experiment if the tuner has not
+ * connected within 10 s of its spawn, and on a busy machine TensorFlow.js, the wasm backend and
+ * the controller alone can take longer. So this module imports nothing heavier than the transport
+ * (ws); the tuner loop (tuner/tuner.ts) and, in its load step, the classArgs (tuner/args.ts), the
+ * backend and the ENAS controller (tuner/controller.ts) are imported once connected. Commands
+ * that arrive meanwhile wait in the transport; a failed load is reported with ER at IN.
  */
 import { mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setupBackend } from '../trial/backend.js';
-import { controllerOptions, DEFAULT_REWARD, parseClassArgs, type TunerArgs } from './args.js';
-import { CONTROLLER_BACKEND, createController } from './controller.js';
-import type { Logger } from './transport.js';
-import { runTuner } from './tuner.js';
+import { WsTransport, type Logger } from './transport.js';
+import type { StrategySetup } from './tuner.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warning', 'error', 'fatal'] as const;
 type Level = (typeof LEVELS)[number];
@@ -50,7 +51,7 @@ function createLogger(env: NodeJS.ProcessEnv): Logger {
 }
 
 /** argv is NNI's dispatcher command tail: `--exp_params <b64>`, possibly after `-m nni`. */
-function readClassArgs(argv: string[]): TunerArgs {
+function readClassArgs(argv: string[]): unknown {
   const { values } = parseArgs({
     args: argv,
     options: { exp_params: { type: 'string' }, module: { type: 'string', short: 'm' } },
@@ -63,8 +64,28 @@ function readClassArgs(argv: string[]): TunerArgs {
   } catch (error) {
     throw new Error(`--exp_params is not base64 of a JSON experiment config: ${(error as Error).message}`);
   }
-  const tuner = (config as { tuner?: { classArgs?: unknown } } | null)?.tuner;
-  return parseClassArgs(tuner?.classArgs);
+  return (config as { tuner?: { classArgs?: unknown } } | null)?.tuner?.classArgs;
+}
+
+/** The classArgs checked, then TensorFlow.js on the controller's backend and the controller. */
+async function loadController(log: Logger): Promise<StrategySetup> {
+  const started = performance.now();
+  const { controllerOptions, parseClassArgs } = await import('./args.js');
+  let args: ReturnType<typeof parseClassArgs>;
+  try {
+    args = parseClassArgs(readClassArgs(process.argv.slice(2)));
+  } catch (error) {
+    throw new Error(`invalid tuner configuration: ${(error as Error).message}`);
+  }
+  const [{ setupBackend }, { CONTROLLER_BACKEND, createController }] = await Promise.all([import('../trial/backend.js'), import('./controller.js')]);
+  let backend: Awaited<ReturnType<typeof setupBackend>>;
+  try {
+    backend = await setupBackend(CONTROLLER_BACKEND, (line) => log.warning(line));
+  } catch (error) {
+    throw new Error(`cannot start TensorFlow.js for the controller: ${(error as Error).message}`);
+  }
+  log.info(`controller loaded (TensorFlow.js ${backend.detail}) in ${Math.round(performance.now() - started)} ms`);
+  return { createStrategy: (spec) => createController(spec, controllerOptions(spec, args.controller)), reward: args.reward };
 }
 
 const env = process.env;
@@ -78,28 +99,13 @@ if (!url) {
 }
 if (!env.NNI_CHECKPOINT_DIRECTORY) log.warning('NNI_CHECKPOINT_DIRECTORY is not set: no checkpoints, no resume');
 
-// A bad configuration is reported to the manager with ER once IN arrives, where the user sees it.
-let args: TunerArgs = { controller: {}, reward: DEFAULT_REWARD };
-let configError: Error | undefined;
-try {
-  args = readClassArgs(process.argv.slice(2));
-} catch (error) {
-  configError = new Error(`invalid tuner configuration: ${(error as Error).message}`);
-  log.error(configError.message);
-}
-
-try {
-  await setupBackend(CONTROLLER_BACKEND, (line) => log.warning(line));
-} catch (error) {
-  log.error(`cannot start TensorFlow.js for the controller: ${(error as Error).message}`);
-  process.exit(1);
-}
-
+const transport = new WsTransport(url, { log });
+transport.start();
+await transport.firstOpen;
+const { runTuner } = await import('./tuner.js');
 const code = await runTuner({
-  url,
-  createStrategy: (spec) => createController(spec, controllerOptions(spec, args.controller)),
-  reward: args.reward,
-  configError,
+  transport,
+  load: () => loadController(log),
   checkpointDir: env.NNI_CHECKPOINT_DIRECTORY,
   resume: env.NNI_MODE === 'resume',
   log,

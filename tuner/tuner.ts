@@ -2,7 +2,8 @@
  * The tuner loop: NNI commands (tuner/protocol.ts) in, a SearchStrategy (tuner/strategy.ts; the
  * ENAS controller in production) driven, NNI commands out, state checkpointed for `nnictl resume`.
  * `runTuner` wires it to the WebSocket (tuner/transport.ts); tuner/main.ts runs it in NNI's
- * dispatcher process.
+ * dispatcher process, connected before the strategy's heavy modules are loaded: commands wait in
+ * order until they are, and a failed load is reported with ER like any fatal error.
  *
  * Rewards go to the tokens proposed under the *metric's* parameter_id: under concurrency NNI may
  * hand a trial another trial's parameters, so EN's hyper_params are not trusted for that
@@ -29,14 +30,12 @@ import {
   type TrialParameters,
 } from './protocol.js';
 import type { SearchStrategy } from './strategy.js';
-import { WsTransport, type Logger } from './transport.js';
+import type { Logger, ParsedFrame, WsTransport } from './transport.js';
 
 export interface TunerConfig {
   /** Builds the strategy for a search space (production: the controller with the classArgs). */
   createStrategy(spec: SpaceSpec): SearchStrategy;
   reward: RewardOptions;
-  /** A start-up configuration problem (e.g. a bad classArg): reported with ER when IN arrives. */
-  configError?: Error;
   /** NNI_CHECKPOINT_DIRECTORY; no checkpoints without it. */
   checkpointDir?: string;
   /** NNI_MODE=resume: restore the checkpoint at IN. */
@@ -158,7 +157,6 @@ export class Tuner {
   private readonly ended = new Map<string, { event: TrialEvent; hyperParams: TrialParameters }>();
   /** Between ID and GE of a resume, FD replays what the manager knows; later FDs are new imports. */
   private replaying = false;
-  private sawInitialize = false;
 
   constructor(
     private readonly config: TunerConfig,
@@ -167,15 +165,9 @@ export class Tuner {
     this.log = config.log;
   }
 
-  /** True once IN arrived: from then on errors are reported to the manager with ER. */
-  get initialized(): boolean {
-    return this.sawInitialize;
-  }
-
   handle(command: IncomingCommand): boolean {
     switch (command.type) {
       case 'IN':
-        this.sawInitialize = true;
         this.initialize(command.searchSpace);
         return true;
       case 'SS':
@@ -211,7 +203,6 @@ export class Tuner {
   }
 
   private initialize(searchSpace: unknown): void {
-    if (this.config.configError) throw this.config.configError;
     if (this.strategy) {
       // The Python dispatcher treats a repeated IN as a search-space update and answers again.
       this.log.warning('IN received again; treating it as a search-space update');
@@ -493,10 +484,17 @@ export class Tuner {
   }
 }
 
-export interface RunOptions extends TunerConfig {
-  /** NNI_TUNER_COMMAND_CHANNEL. */
-  url: string;
-  reconnectWindowMs?: number;
+/** What the tuner takes from the heavy modules (TensorFlow.js, the controller) and the classArgs. */
+export type StrategySetup = Pick<TunerConfig, 'createStrategy' | 'reward'>;
+
+export interface RunOptions extends Omit<TunerConfig, keyof StrategySetup> {
+  /** The channel to the manager, already started: its frames wait there until the setup is loaded. */
+  transport: WsTransport;
+  /**
+   * Loads the strategy's modules and checks the classArgs, once, as runTuner starts. A rejection
+   * (bad classArgs, a backend that does not start) is reported with ER at IN; the tuner exits 1.
+   */
+  load(): Promise<StrategySetup>;
 }
 
 /** Longest frame text quoted in the log (a resume's FD can be megabytes). */
@@ -504,22 +502,26 @@ const LOGGED_FRAME_CHARS = 2000;
 const clip = (text: string): string => (text.length > LOGGED_FRAME_CHARS ? `${text.slice(0, LOGGED_FRAME_CHARS)}… (${text.length} chars)` : text);
 
 /**
- * Connects to the manager and runs the tuner until TE, `_bye_`, a lost connection or a fatal
- * error. Resolves with the process exit code (0 only for TE and `_bye_`).
+ * Runs the tuner on a started transport until TE, `_bye_`, a lost connection or a fatal error.
+ * Resolves with the process exit code (0 only for TE and `_bye_`).
  */
 export function runTuner(options: RunOptions): Promise<number> {
-  const log = options.log;
-  const transport = new WsTransport(options.url, { log, reconnectWindowMs: options.reconnectWindowMs });
-  const tuner = new Tuner(options, (command) => {
+  const { log, transport } = options;
+  const send = (command: Command) => {
     log.debug(`send ${clip(JSON.stringify(command))}`);
     transport.send(command);
-  });
+  };
+  let tuner: Tuner | null = null;
+  /** Set when the load failed: the error waits for IN, the first moment ER may be sent. */
+  let loadError: Error | null = null;
+  /** From IN on, errors are reported to the manager with ER (NNI-PROTOCOL a.5). */
+  let initialized = false;
   return new Promise((resolve) => {
     let done = false;
     const finish = (code: number) => {
       if (done) return;
       done = true;
-      tuner.dispose();
+      tuner?.dispose();
       resolve(code);
     };
     const fail = async (error: unknown) => {
@@ -527,15 +529,14 @@ export function runTuner(options: RunOptions): Promise<number> {
       const text = message(error);
       log.error(`fatal: ${text}`);
       if (error instanceof Error && error.stack) log.debug(error.stack);
-      // The manager listens for ER only once IN has been sent (NNI-PROTOCOL a.5).
-      if (tuner.initialized) {
+      if (initialized) {
         transport.send(errorCommand(`nni-enas tuner: ${text}`));
         await transport.close('tuner error');
       } else transport.terminate('tuner error before IN');
-      tuner.dispose();
+      tuner?.dispose();
       resolve(1);
     };
-    transport.onFrame((text, parsed) => {
+    const onFrame = (text: string, parsed: ParsedFrame) => {
       if (done) return;
       let command: IncomingCommand;
       try {
@@ -546,15 +547,21 @@ export function runTuner(options: RunOptions): Promise<number> {
         return;
       }
       log.debug(`receive ${clip(text)}`);
+      if (command.type === 'IN') initialized = true;
+      if (loadError) {
+        if (initialized) void fail(loadError);
+        else log.warning(`${command.type} before IN ignored`);
+        return;
+      }
       try {
-        if (!tuner.handle(command)) {
+        if (!tuner!.handle(command)) {
           transport.terminate('TE');
           finish(0);
         }
       } catch (error) {
         void fail(error);
       }
-    });
+    };
     transport.onEnd((end) => {
       if (end.reason === 'bye') {
         log.info('the manager closed the channel; exiting');
@@ -564,6 +571,18 @@ export function runTuner(options: RunOptions): Promise<number> {
         finish(1);
       }
     });
-    transport.start();
+    options.load().then(
+      (setup) => {
+        if (done) return;
+        tuner = new Tuner({ ...options, ...setup }, send);
+        transport.onFrame(onFrame);
+      },
+      (error: unknown) => {
+        if (done) return;
+        loadError = error instanceof Error ? error : new Error(String(error));
+        log.error(loadError.message);
+        transport.onFrame(onFrame);
+      },
+    );
   });
 }
