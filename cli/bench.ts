@@ -3,8 +3,10 @@
  * (common/results.ts) for `nni-enas compare`.
  */
 import { existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { benchController, benchDefaultTrial, benchSupernets, formatRows, type BenchRow, type SupernetSpace } from '../bench/supernet.js';
+import { benchTunerStartup, DEFAULT_BUSY, formatStartup, startupRows, THIS_REPO } from '../bench/tuner-startup.js';
 import { BACKENDS, type BackendName } from '../trial/backend.js';
 import { defaultNb201TablePath } from '../trial/nb201-table.js';
 import { searchQualityCommand } from './search-quality.js';
@@ -109,9 +111,42 @@ const supernetCommand: CommandModule<object, SupernetArgs> = {
   },
 };
 
+interface StartupArgs {
+  starts: number;
+  busy: number;
+  repo: string;
+  python: string;
+  json?: string;
+}
+
+const startupCommand: CommandModule<object, StartupArgs> = {
+  command: 'startup',
+  describe: "tuner spawn → WebSocket connected (NNI allows 10 s) and → ID, through `python3 -m nni` as NNI starts it, idle and oversubscribed",
+  builder: (y) =>
+    y
+      .option('starts', { type: 'number', default: 20, describe: 'tuner starts per condition' })
+      .option('busy', { type: 'number', default: DEFAULT_BUSY, describe: 'busy-loop processes while the oversubscribed starts run (0: idle only); started and killed here' })
+      .option('repo', { type: 'string', default: THIS_REPO, describe: 'a built checkout whose tuner is started (to compare with another version)' })
+      .option('python', { type: 'string', default: 'python3', describe: "the interpreter NNI would run (`nni` is the tests' stand-in package)" })
+      .option('json', { type: 'string', describe: 'also write each condition with every start\'s times as a JSON line to this file' })
+      .example('$0 bench startup --starts 20 --busy 10', '20 starts idle and 20 with 10 busy loops'),
+  handler: async (args) => {
+    try {
+      for (const [name, value, min] of [['--starts', args.starts, 1], ['--busy', args.busy, 0]] as const)
+        if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${value}`);
+      const conditions = await benchTunerStartup({ starts: args.starts, busy: args.busy, repo: resolve(args.repo), python: args.python, log: (line) => console.error(line) });
+      console.log(formatStartup(conditions));
+      if (args.json) writeFileSync(args.json, conditions.map((c) => JSON.stringify(c)).join('\n') + '\n');
+    } catch (error) {
+      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 2;
+    }
+  },
+};
+
 const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
   command: 'all',
-  describe: 'every performance benchmark: supernets (all spaces), controller latency, trial start-up, store I/O, NNI-overhead share of a default trial',
+  describe: 'every performance benchmark: supernets (all spaces), controller latency, trial start-up, store I/O, NNI-overhead share of a default trial, tuner start-up',
   builder: (y) => supernetOptions(y).example('$0 bench all --json bench-all.jsonl', 'the table on stdout, JSON lines in a file'),
   handler: async (args) => {
     const log = (line: string) => console.error(line);
@@ -121,6 +156,7 @@ const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
       ...benchSupernets({ spaces: ['micro', 'macro', 'rnn'], backends: args.backends, steps: args.steps, python: args.python, torchThreads: args['torch-threads'], log }),
       ...benchController(CONTROLLER_BACKEND, log),
       ...benchDefaultTrial(log),
+      ...startupRows(await benchTunerStartup({ starts: 20, busy: DEFAULT_BUSY, repo: THIS_REPO, python: 'python3', log })),
     ];
     report(rows, args.json);
   },
@@ -129,7 +165,7 @@ const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
   describe: 'benchmarks without NNI that write run directories for `compare`',
-  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(allCommand).command(searchQualityCommand).demandCommand(1, 'name a benchmark; see --help'),
+  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(startupCommand).command(allCommand).command(searchQualityCommand).demandCommand(1, 'name a benchmark; see --help'),
   // The subcommands do the work.
   handler: () => {},
 };
