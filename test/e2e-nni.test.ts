@@ -15,12 +15,13 @@ import { GLOBAL_STEP } from '../trial/shared-mode.js';
 import { loadStore } from '../trial/store.js';
 import { FakeNniManager, type Frame } from './fake-nni-manager.js';
 import { FakeTrialRunner } from './fake-nni-trials.js';
+import { fashionTinyDir } from './fashion-tiny.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const TRIALS = 6;
 const TRAIN_STEPS = 3;
-/** Two images per class, a 2-channel micro supernet of two cells: each trial takes about a second of compute. */
-const TINY = `--subset 2 --channels 2 --layers 0 --batch-size 8 --eval-batch-size 10 --train-steps ${TRAIN_STEPS} --valid-batches 1`;
+/** Two tiny Fashion-MNIST images per class, a 2-channel micro supernet of two cells: each trial takes about a second of compute. */
+const TINY = `--data-dir ${fashionTinyDir()} --subset 2 --channels 2 --layers 0 --batch-size 8 --eval-batch-size 10 --train-steps ${TRAIN_STEPS} --valid-batches 1`;
 
 const alive = (pid: number): boolean => {
   try {

@@ -15,6 +15,7 @@ import { EtaEstimator, ProgressLine } from '../embedded/progress.js';
 import { resolveSearchSettings } from '../embedded/settings.js';
 import { SEARCH_PRESETS } from '../embedded/presets.js';
 import { freshDir, KJV_PTB, REPO, writeConfig } from './embedded-fixtures.js';
+import { fashionTinyDir } from './fashion-tiny.js';
 
 const MICRO = DEFAULT_SPECS.micro;
 const SMALL_MICRO: SpaceSpec = { space: 'micro', nodes: 2, ops: MICRO_OPS };
@@ -70,7 +71,7 @@ describe('settings from config.yml', () => {
 
 describe('Ctrl-C', () => {
   it('stops at a safe point with a checkpoint, and --resume finishes the search', async () => {
-    const config = writeConfig(SMALL_MICRO, '--dataset fashion-mnist');
+    const config = writeConfig(SMALL_MICRO, `--dataset fashion-mnist --data-dir ${fashionTinyDir()}`);
     const out = freshDir('sigint');
     const search = spawn(process.execPath, [join(REPO, 'dist/cli/main.js'), 'search', '--config', config, '--preset', 'tiny', '--out', out, '--epochs', '100'], {
       stdio: ['ignore', 'pipe', 'pipe'],

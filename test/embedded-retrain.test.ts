@@ -21,6 +21,7 @@ import { resolveSearchSettings, type SearchSettings } from '../embedded/settings
 import type { ImageClassifier } from '../trial/cnn.js';
 import type { Genotype } from '../search-spaces/genotype.js';
 import { freshDir, quietIo, retrainSettings, stopAfter, trainedNetwork, writeConfig } from './embedded-fixtures.js';
+import { fashionTinyDir } from './fashion-tiny.js';
 
 const MICRO: SpaceSpec = { space: 'micro', nodes: 2, ops: MICRO_OPS };
 
@@ -29,7 +30,7 @@ let settings: SearchSettings;
 
 beforeAll(async () => {
   await setupBackend('wasm');
-  settings = resolveSearchSettings(writeConfig(MICRO, '--dataset fashion-mnist'), { preset: 'tiny', epochs: 1, trial: {} }).settings;
+  settings = resolveSearchSettings(writeConfig(MICRO, `--dataset fashion-mnist --data-dir ${fashionTinyDir()}`), { preset: 'tiny', epochs: 1, trial: {} }).settings;
   searchDir = freshDir('derive');
   await runSearch(searchDir, settings, false, quietIo());
 });
@@ -70,7 +71,7 @@ describe('retrain', () => {
   it('reloads the export with the trained network\'s predictions and test accuracy', () => {
     const exported = loadExportedModel(dir);
     const { network, genotype } = trainedNetwork(dir);
-    const { train, test } = loadFashionMnist();
+    const { train, test } = loadFashionMnist(fashionTinyDir());
     const recipe = RETRAIN_PRESETS.tiny.micro;
     const stats = channelStats(tinySubset(train, recipe.subset!));
     const testSet = tinySubset(test, recipe.subset!);

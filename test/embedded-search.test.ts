@@ -20,6 +20,7 @@ import { buildSearch } from '../embedded/search-setup.js';
 import { readModelState } from '../trial/store-tf.js';
 import { resolveSearchSettings, type SearchSettings } from '../embedded/settings.js';
 import { freshDir, quietIo, stopAfter, writeConfig } from './embedded-fixtures.js';
+import { fashionTinyDir } from './fashion-tiny.js';
 
 const SPEC: SpaceSpec = { space: 'micro', nodes: 2, ops: MICRO_OPS };
 
@@ -43,7 +44,7 @@ const trialsOf = (dir: string) => readRun(dir).trials.map(({ parameters, metric,
 
 beforeAll(async () => {
   await setupBackend('wasm');
-  const config = writeConfig(SPEC, '--dataset fashion-mnist');
+  const config = writeConfig(SPEC, `--dataset fashion-mnist --data-dir ${fashionTinyDir()}`);
   settings = resolveSearchSettings(config, { preset: 'tiny', trial: {} }).settings;
   uninterrupted = freshDir('search');
   await runSearch(uninterrupted, withEpochs(2), false, quietIo());
@@ -105,7 +106,7 @@ describe('embedded search', () => {
 
   it('searches the macro space the same way', async () => {
     const macro: SpaceSpec = { space: 'macro', layers: 4, ops: MACRO_OPS };
-    const macroSettings = resolveSearchSettings(writeConfig(macro, '--dataset fashion-mnist'), { preset: 'tiny', epochs: 1, trial: {} }).settings;
+    const macroSettings = resolveSearchSettings(writeConfig(macro, `--dataset fashion-mnist --data-dir ${fashionTinyDir()}`), { preset: 'tiny', epochs: 1, trial: {} }).settings;
     const dir = freshDir('macro');
     const outcome = await runSearch(dir, macroSettings, false, quietIo());
     expect(outcome).toMatchObject({ finished: true, epochs: 1 });

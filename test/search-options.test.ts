@@ -21,6 +21,7 @@ import { runSearch } from '../embedded/search.js';
 import { buildSearch, restoreSearch } from '../embedded/search-setup.js';
 import { resolveSearchSettings, type SearchSettings } from '../embedded/settings.js';
 import { freshDir, quietIo, stopAfter, writeConfig } from './embedded-fixtures.js';
+import { fashionTinyDir } from './fashion-tiny.js';
 
 const SPEC: SpaceSpec = { space: 'micro', nodes: 2, ops: MICRO_OPS };
 
@@ -118,7 +119,7 @@ describe('warm-up and fixed reward batches', () => {
     });
 
   beforeAll(() => {
-    base = resolveSearchSettings(writeConfig(SPEC, '--dataset fashion-mnist'), { preset: 'tiny', trial: {} }).settings;
+    base = resolveSearchSettings(writeConfig(SPEC, `--dataset fashion-mnist --data-dir ${fashionTinyDir()}`), { preset: 'tiny', trial: {} }).settings;
   });
 
   it('warm-up epochs train the supernet on uniform architectures and leave the controller as it was', async () => {

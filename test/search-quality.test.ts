@@ -15,6 +15,7 @@ import { MICRO_OPS } from '../search-spaces/genotype.js';
 import type { SpaceSpec } from '../search-spaces/spaces.js';
 import { overallEta, pairedDifference, summarize, welchDifference, type SearchQualityTable } from '../bench/search-quality.js';
 import { freshDir, REPO, writeConfig } from './embedded-fixtures.js';
+import { fashionTinyDir } from './fashion-tiny.js';
 
 const CLI = join(REPO, 'dist/cli/main.js');
 const SPEC: SpaceSpec = { space: 'micro', nodes: 2, ops: MICRO_OPS };
@@ -35,7 +36,7 @@ describe('bench search-quality, tiny micro run', () => {
   let completed: ReturnType<typeof bench>;
 
   beforeAll(async () => {
-    config = writeConfig(SPEC, '--dataset fashion-mnist');
+    config = writeConfig(SPEC, `--dataset fashion-mnist --data-dir ${fashionTinyDir()}`);
     out = join(freshDir('search-quality'), 'out');
     // Interrupted once the ENAS search has finished an epoch, as a user's Ctrl-C would.
     const child = spawn(process.execPath, [CLI, ...benchArgs(), '--parallel', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -126,7 +127,7 @@ describe('bench search-quality, tiny micro run', () => {
 
 describe('bad input', () => {
   it('gives one line naming the flag or path, exits 2 and writes nothing', () => {
-    const config = writeConfig(SPEC, '--dataset fashion-mnist');
+    const config = writeConfig(SPEC, `--dataset fashion-mnist --data-dir ${fashionTinyDir()}`);
     const foreign = join(freshDir('foreign'), 'config.yml');
     writeFileSync(foreign, readFileSync(config, 'utf8').replace('nni_enas_tuner.EnasTuner', 'other_tuner.OtherTuner'));
     for (const [args, named] of [

@@ -86,7 +86,7 @@ function checkStateNames(make: () => TrainableModel<never>): void {
 describe('macro supernet', () => {
   const g = randomArc<MacroGenotype>(macroSpec, 3);
 
-  it('a random architecture learns on Fashion-MNIST', () => {
+  it('a random architecture learns on tiny Fashion-MNIST-format images', () => {
     const model = new MacroSupernet(MACRO);
     const [first, last] = lossCurve(model, g, 40, 8);
     expect(last).toBeLessThan(0.8 * first);
@@ -145,7 +145,7 @@ describe('micro supernet', () => {
     expect(ops.some((op) => !op.startsWith('sepconv'))).toBe(true);
   });
 
-  it('a random architecture learns on Fashion-MNIST (with the aux head)', () => {
+  it('a random architecture learns on tiny Fashion-MNIST-format images (with the aux head)', () => {
     const model = new MicroSupernet(MICRO);
     expect([...model.state.keys()].some((name) => name.startsWith('aux_head/'))).toBe(true);
     const [first, last] = lossCurve(model, g, 40, 8);

@@ -7,14 +7,15 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Random } from '../common/random.js';
 import { decisions, fromTokens, toParams, type Params, type SpaceSpec } from '../search-spaces/spaces.js';
+import { fashionTinyDir } from './fashion-tiny.js';
 
 export const REPO = resolve(import.meta.dirname, '..');
 export const TRIAL_MAIN = join(REPO, 'dist', 'trial', 'main.js');
 /** CI checks the project out with ../shared beside it. */
 export const KJV_DIR = resolve(REPO, '..', 'shared', 'data', 'kjv-ptb');
 
-/** Micro supernet of two 2-channel cells on two images per class: about a second of compute per trial. */
-export const TINY_MICRO = ['--subset', '2', '--channels', '2', '--layers', '0', '--batch-size', '8', '--eval-batch-size', '10'];
+/** Micro supernet of two 2-channel cells on two tiny Fashion-MNIST images per class: about a second of compute per trial. */
+export const TINY_MICRO = ['--data-dir', fashionTinyDir(), '--subset', '2', '--channels', '2', '--layers', '0', '--batch-size', '8', '--eval-batch-size', '10'];
 
 export function requireDist(): void {
   if (!existsSync(TRIAL_MAIN)) throw new Error(`${TRIAL_MAIN} is missing: run \`npx tsc -p .\` first`);

@@ -11,6 +11,7 @@ import { MACRO_OPS } from '../search-spaces/genotype.js';
 import { DEFAULT_SPECS, fromParams, toTokens, type SpaceSpec } from '../search-spaces/spaces.js';
 import { GLOBAL_STEP } from '../trial/shared-mode.js';
 import { loadStore } from '../trial/store.js';
+import { fashionTinyDir } from './fashion-tiny.js';
 import { KJV_DIR, randomParams, requireDist, runTrial, TINY_MICRO, type TrialRun } from './trial-helpers.js';
 
 beforeAll(requireDist);
@@ -71,7 +72,7 @@ describe('shared mode', () => {
   it('macro: a 3-layer space from the parameter keys alone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trial-shared-macro-'));
     const spec: SpaceSpec = { space: 'macro', layers: 3, ops: MACRO_OPS };
-    const args = ['--subset', '2', '--channels', '2', '--batch-size', '8', '--eval-batch-size', '10', '--train-steps', '2', '--valid-batches', '2'];
+    const args = ['--data-dir', fashionTinyDir(), '--subset', '2', '--channels', '2', '--batch-size', '8', '--eval-batch-size', '10', '--train-steps', '2', '--valid-batches', '2'];
     const run = await runTrial([...args, '--params', JSON.stringify(randomParams(spec, 2))], dir);
     expectSucceeded(run);
     expect(final(run).value).toMatchObject({ global_step: 2, store_version: 2 });
