@@ -6,8 +6,10 @@
  * tuner/nni_enas_tuner.py; a minimal manager here times spawn → connected and spawn → ID (the
  * controller loaded and answering IN), then stops the tuner with TE. The starts run idle and with
  * the machine oversubscribed by busy-loop processes that this script starts and always kills.
+ * Several checkouts (e.g. before and after a change) take turns start by start, so that a
+ * background load that changes over the run weighs on all of them alike.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -30,13 +32,14 @@ export interface TunerStartupOptions {
   starts: number;
   /** Busy-loop processes of the oversubscribed condition (0: idle only). */
   busy: number;
-  /** The checkout whose tuner/nni_enas_tuner.py and dist/tuner/main.js are started. */
-  repo: string;
+  /** The checkouts whose tuner/nni_enas_tuner.py and dist/tuner/main.js are started, in turn. */
+  repos: string[];
   python: string;
   log: (line: string) => void;
 }
 
 export interface StartupCondition {
+  repo: string;
   name: string;
   busy: number;
   /** 1-minute load average just before the starts and just after them. */
@@ -44,6 +47,18 @@ export interface StartupCondition {
   loadAfter: number;
   connectedMs: number[];
   readyMs: number[];
+}
+
+/**
+ * The interpreter as NNI names it: nnictl passes its own `sys.executable`, an absolute path, so a
+ * shim on PATH (pyenv's is a bash script that starts several processes) is not what NNI runs.
+ */
+export function realPython(python = 'python3'): string {
+  try {
+    return execFileSync(python, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+  } catch (error) {
+    throw new Error(`--python ${python}: cannot run it (${(error as Error).message.split('\n')[0]})`);
+  }
 }
 
 /** Five busy loops per core: the issue's "oversubscribed 5×" on the 2-core machine is 10. */
@@ -57,7 +72,7 @@ export function checkTunerCheckout(repo: string): void {
 }
 
 export async function benchTunerStartup(options: TunerStartupOptions): Promise<StartupCondition[]> {
-  checkTunerCheckout(options.repo);
+  for (const repo of options.repos) checkTunerCheckout(repo);
   const conditions: StartupCondition[] = [];
   for (const busy of options.busy > 0 ? [0, options.busy] : [0]) {
     const name = busy === 0 ? 'idle' : `${busy} busy loops on ${availableParallelism()} cores`;
@@ -66,15 +81,16 @@ export async function benchTunerStartup(options: TunerStartupOptions): Promise<S
       // Let the loops reach the run queue before the first start.
       if (busy > 0) await new Promise((r) => setTimeout(r, 2000));
       const loadBefore = loadavg()[0]!;
-      const connectedMs: number[] = [];
-      const readyMs: number[] = [];
-      for (let i = 0; i < options.starts; i++) {
-        const start = await startTuner(options.repo, options.python);
-        connectedMs.push(Math.round(start.connectedMs));
-        readyMs.push(Math.round(start.readyMs));
-        options.log(`${name}: start ${i + 1}/${options.starts}: connected ${start.connectedMs.toFixed(0)} ms, ID ${start.readyMs.toFixed(0)} ms`);
-      }
-      conditions.push({ name, busy, loadBefore, loadAfter: loadavg()[0]!, connectedMs, readyMs });
+      const runs = options.repos.map((repo) => ({ repo, connectedMs: [] as number[], readyMs: [] as number[] }));
+      for (let i = 0; i < options.starts; i++)
+        for (const run of runs) {
+          const start = await startTuner(run.repo, options.python);
+          run.connectedMs.push(Math.round(start.connectedMs));
+          run.readyMs.push(Math.round(start.readyMs));
+          options.log(`${name}, ${run.repo}: start ${i + 1}/${options.starts}: connected ${start.connectedMs.toFixed(0)} ms, ID ${start.readyMs.toFixed(0)} ms`);
+        }
+      const loadAfter = loadavg()[0]!;
+      for (const run of runs) conditions.push({ ...run, name, busy, loadBefore, loadAfter });
     } finally {
       loops.stop();
     }
@@ -87,11 +103,11 @@ const range = (values: readonly number[]) =>
 
 export function formatStartup(conditions: readonly StartupCondition[]): string {
   const lines = [
-    '| condition | starts | 1-min load before → after | spawn → connected, ms (min / median / max) | spawn → ID, ms (min / median / max) |',
-    '| :-- | --: | :-- | :-- | :-- |',
+    '| tuner | condition | starts | 1-min load before → after | spawn → connected, ms (min / median / max) | spawn → ID, ms (min / median / max) |',
+    '| :-- | :-- | --: | :-- | :-- | :-- |',
   ];
   for (const c of conditions)
-    lines.push(`| ${c.name} | ${c.connectedMs.length} | ${c.loadBefore.toFixed(2)} → ${c.loadAfter.toFixed(2)} | ${range(c.connectedMs)} | ${range(c.readyMs)} |`);
+    lines.push(`| ${c.repo} | ${c.name} | ${c.connectedMs.length} | ${c.loadBefore.toFixed(2)} → ${c.loadAfter.toFixed(2)} | ${range(c.connectedMs)} | ${range(c.readyMs)} |`);
   return lines.join('\n');
 }
 

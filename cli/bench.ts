@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { benchController, benchDefaultTrial, benchSupernets, formatRows, type BenchRow, type SupernetSpace } from '../bench/supernet.js';
-import { benchTunerStartup, DEFAULT_BUSY, formatStartup, startupRows, THIS_REPO } from '../bench/tuner-startup.js';
+import { benchTunerStartup, DEFAULT_BUSY, formatStartup, realPython, startupRows, THIS_REPO } from '../bench/tuner-startup.js';
 import { BACKENDS, type BackendName } from '../trial/backend.js';
 import { defaultNb201TablePath } from '../trial/nb201-table.js';
 import { searchQualityCommand } from './search-quality.js';
@@ -114,7 +114,7 @@ const supernetCommand: CommandModule<object, SupernetArgs> = {
 interface StartupArgs {
   starts: number;
   busy: number;
-  repo: string;
+  repo: string[];
   python: string;
   json?: string;
 }
@@ -126,15 +126,16 @@ const startupCommand: CommandModule<object, StartupArgs> = {
     y
       .option('starts', { type: 'number', default: 20, describe: 'tuner starts per condition' })
       .option('busy', { type: 'number', default: DEFAULT_BUSY, describe: 'busy-loop processes while the oversubscribed starts run (0: idle only); started and killed here' })
-      .option('repo', { type: 'string', default: THIS_REPO, describe: 'a built checkout whose tuner is started (to compare with another version)' })
-      .option('python', { type: 'string', default: 'python3', describe: "the interpreter NNI would run (`nni` is the tests' stand-in package)" })
+      .option('repo', { type: 'string', array: true, default: [THIS_REPO], describe: 'built checkouts whose tuners are started, taking turns start by start (to compare versions)' })
+      .option('python', { type: 'string', default: 'python3', describe: "python3 to run (`nni` is the tests' stand-in package); its sys.executable is used, as nnictl passes it to NNI" })
       .option('json', { type: 'string', describe: 'also write each condition with every start\'s times as a JSON line to this file' })
-      .example('$0 bench startup --starts 20 --busy 10', '20 starts idle and 20 with 10 busy loops'),
+      .example('$0 bench startup --starts 20 --busy 10', '20 starts idle and 20 with 10 busy loops')
+      .example('$0 bench startup --repo /tmp/before --repo .', 'a checkout of an older commit (npm ci && npm run build there) against this one'),
   handler: async (args) => {
     try {
       for (const [name, value, min] of [['--starts', args.starts, 1], ['--busy', args.busy, 0]] as const)
         if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${value}`);
-      const conditions = await benchTunerStartup({ starts: args.starts, busy: args.busy, repo: resolve(args.repo), python: args.python, log: (line) => console.error(line) });
+      const conditions = await benchTunerStartup({ starts: args.starts, busy: args.busy, repos: args.repo.map((repo) => resolve(repo)), python: realPython(args.python), log: (line) => console.error(line) });
       console.log(formatStartup(conditions));
       if (args.json) writeFileSync(args.json, conditions.map((c) => JSON.stringify(c)).join('\n') + '\n');
     } catch (error) {
@@ -156,7 +157,7 @@ const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
       ...benchSupernets({ spaces: ['micro', 'macro', 'rnn'], backends: args.backends, steps: args.steps, python: args.python, torchThreads: args['torch-threads'], log }),
       ...benchController(CONTROLLER_BACKEND, log),
       ...benchDefaultTrial(log),
-      ...startupRows(await benchTunerStartup({ starts: 20, busy: DEFAULT_BUSY, repo: THIS_REPO, python: 'python3', log })),
+      ...startupRows(await benchTunerStartup({ starts: 20, busy: DEFAULT_BUSY, repos: [THIS_REPO], python: realPython(), log })),
     ];
     report(rows, args.json);
   },
