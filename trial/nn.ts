@@ -187,14 +187,17 @@ const kernel = (name: string, inputs: Record<string, tf.Tensor>, attrs: object):
   tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor4D;
 
 /**
- * Per-channel mean of NHWC x, as [C]: one average pool over the whole batch seen as a single
- * [B·H, W] image (one XNNPACK pass over contiguous channels). A [1,m]·[m,C] matMul would make x
+ * Per-channel mean of NHWC x, as [C]: average pools (XNNPACK passes over contiguous channels),
+ * first over each image's [H, W], then over the B image means. XNNPACK sums a pool window in one
+ * float32 accumulator: a single pool over the batch seen as one [B·H, W] image put the mean of
+ * data of mean 3 40× further from float64 than the cpu backend does (issue 10; the per-image
+ * windows: 4×), for one kernel call less. A [1,m]·[m,C] matMul would make x
  * the weight operand, which tfjs-wasm repacks on every call (≈30 ms at 64×28×28×20, against ≈0.2 ms).
  */
 function channelMean(x: tf.Tensor4D): tf.Tensor1D {
   const [b, h, w, c] = x.shape;
-  const image = tf.reshape(x, [1, b * h, w, c]);
-  return tf.reshape(kernel('AvgPool', { x: image }, { filterSize: [b * h, w], strides: 1, pad: 'valid' }), [c]);
+  const imageMeans = tf.reshape(kernel('AvgPool', { x }, { filterSize: [h, w], strides: 1, pad: 'valid' }), [1, b, 1, c]);
+  return tf.reshape(kernel('AvgPool', { x: imageMeans }, { filterSize: [b, 1], strides: 1, pad: 'valid' }), [c]);
 }
 
 /**
