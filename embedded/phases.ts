@@ -13,12 +13,11 @@
  */
 import type { RunWriter } from '../common/results.js';
 import type { Genotype } from '../search-spaces/genotype.js';
-import { decisions, fromTokens, toParams } from '../search-spaces/spaces.js';
+import { decisions, fromTokens, toParams, uniformTokens } from '../search-spaces/spaces.js';
 import type { Trainer } from '../trial/task.js';
 import type { EnasController } from '../tuner/controller.js';
 import { rankInto, type ScoredArchitecture } from './architectures.js';
 import type { HistoryLog } from './history.js';
-import { randomArchitecture } from './retrain.js';
 import { nextTick, type StopRequest } from './interrupt.js';
 import { formatDuration, type EtaEstimator, type ProgressLine } from './progress.js';
 import { emptyEpochSums, emptyUpdateSums, type SearchParts, type SearchState } from './search-setup.js';
@@ -78,7 +77,7 @@ const samplesOfEpoch = (settings: SearchSettings, epoch: number): number => (inW
  * resumed search trains on the same ones without a generator state in the checkpoint.
  */
 export function warmupArchitecture(settings: SearchSettings, step: number): Genotype {
-  return randomArchitecture(settings.spec, Math.imul(settings.controller.seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b));
+  return fromTokens(settings.spec, uniformTokens(settings.spec, settings.controller.seed, step));
 }
 
 /**

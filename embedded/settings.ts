@@ -134,6 +134,8 @@ export function resolveSearchSettings(configPath: string, overrides: SearchOverr
     notes.push(`preset ${overrides.preset} replaces trialCommand ${describeSizes(Object.fromEntries(replaced.map(([k]) => [k, fromCommand[k as keyof TrialOptions]])))}`);
   Object.assign(trial, preset.trial, definedOnly(overrides.trial));
   const controller = controllerOptions(spec, tuner.controller);
+  if (tuner.warmupTrials > 0)
+    notes.push(`classArgs warmup_trials ${tuner.warmupTrials} applies under NNI; this search warms up for ${overrides.warmupEpochs ?? preset.schedule.warmupEpochs} epochs (--warmup-epochs)`);
   const numAggregate = overrides.numAggregate ?? preset.numAggregate;
   if (numAggregate !== undefined) {
     if (overrides.numAggregate === undefined && tuner.controller.numAggregate !== undefined && tuner.controller.numAggregate !== numAggregate)

@@ -21,6 +21,7 @@ import {
   type RnnActivation,
   type SpaceKind,
 } from './genotype.js';
+import { Random } from '../common/random.js';
 import { compileChecker, ValidationError } from '../common/validate.js';
 
 /** The size and op vocabulary of a space. `ops` may be a subset of the registry, in its order. */
@@ -322,4 +323,13 @@ export function specOfParams(params: unknown): SpaceSpec {
 /** Number of architectures in a space (for messages and docs; a float, it can exceed 2^53). */
 export function spaceSize(spec: SpaceSpec): number {
   return decisions(spec).reduce((n, d) => n * d.choices.length, 1);
+}
+
+/**
+ * Uniformly random tokens of `spec`, drawn from (seed, index) alone: the index-th architecture of
+ * a warm-up (embedded search steps, NNI parameter ids) without a generator state to checkpoint.
+ */
+export function uniformTokens(spec: SpaceSpec, seed: number, index: number): number[] {
+  const random = new Random(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b));
+  return decisions(spec).map((d) => random.int(d.choices.length));
 }

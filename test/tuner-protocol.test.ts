@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_SPECS, fromTokens, searchSpaceOf, toParams, type SpaceSpec } from '../search-spaces/spaces.js';
+import { DEFAULT_SPECS, fromTokens, searchSpaceOf, toParams, uniformTokens, type SpaceSpec } from '../search-spaces/spaces.js';
 import { DEFAULT_REWARD, parseClassArgs, type RewardOptions } from '../tuner/args.js';
 import { WsTransport, type Logger } from '../tuner/transport.js';
 import { CHECKPOINT_FILE, runTuner, type Checkpoint } from '../tuner/tuner.js';
@@ -69,11 +69,12 @@ interface TunerOptions {
   reconnectWindowMs?: number;
   /** The strategy's load finishes when this settles; a rejection is a failed load. */
   loaded?: Promise<void>;
+  warmup?: { trials: number; seed: number };
 }
 
 async function session(
   managerOptions: Partial<FakeManagerOptions> = {},
-  { updateEvery = 1, reward = DEFAULT_REWARD, reconnectWindowMs, loaded }: TunerOptions = {},
+  { updateEvery = 1, reward = DEFAULT_REWARD, reconnectWindowMs, loaded, warmup }: TunerOptions = {},
 ): Promise<Session> {
   const manager = new FakeNniManager({ searchSpace: SPACE, trialConcurrency: 2, pingIntervalMs: 50, ...managerOptions });
   await manager.start();
@@ -90,6 +91,7 @@ async function session(
           return strategies.at(-1)!;
         },
         reward,
+        warmup,
       };
     },
     resume: managerOptions.mode === 'resume',
@@ -211,6 +213,31 @@ describe('tuner protocol', () => {
     manager.send('ME', late);
     await until(() => s.strategies[0]!.observations.length === 2, 'the late reward');
     expect(s.strategies[0]!.observations[1]).toEqual({ tokens: tokensOf(1), reward: 0.75 });
+    await stop(s);
+  });
+
+  it('warm-up trials get uniform architectures from (seed, id), and their rewards do not reach the strategy', async () => {
+    const s = await session({ trialConcurrency: 2 }, { warmup: { trials: 2, seed: 7 } });
+    const { manager } = s;
+    await manager.waitForTuner('TR', 2);
+    const sent = manager.fromTuner('TR').map((f) => JSON.parse(f.content!) as { parameter_id: number; parameters: unknown });
+    expect(sent.map((tr) => tr.parameters)).toEqual([0, 1].map((id) => toParams(fromTokens(SPEC, uniformTokens(SPEC, 7, id)), SPEC)));
+    const [a, b] = startTrials(manager);
+    manager.reportMetric(a!, 'FINAL', 0.5);
+    manager.reportMetric(b!, 'FINAL', 0.6);
+    manager.endTrials([
+      { trialId: a!, event: 'SUCCEEDED' },
+      { trialId: b!, event: 'SUCCEEDED' },
+    ]);
+    await manager.waitForTuner('TR', 4);
+    // Ids 2 and 3 come from the strategy (its first two proposals); the warm-up rewards were not observed.
+    expect(manager.fromTuner('TR').slice(2, 4).map((f) => f.content)).toEqual([trContent(2, 0), trContent(3, 1)]);
+    const [c] = startTrials(manager);
+    manager.reportMetric(c!, 'FINAL', 0.7);
+    manager.endTrials([{ trialId: c!, event: 'SUCCEEDED' }]);
+    await until(() => s.strategies[0]!.observations.length === 1, 'the first post-warm-up reward');
+    expect(s.strategies[0]!.observations).toEqual([{ tokens: tokensOf(0), reward: 0.7 }]);
+    expect(s.log.lines.filter((l) => l.includes('warm-up parameter'))).toHaveLength(2);
     await stop(s);
   });
 

@@ -23,6 +23,11 @@ export const DEFAULT_REWARD: RewardOptions = { metric: 'default', transform: 'id
 export interface TunerArgs {
   controller: Partial<ControllerOptions>;
   reward: RewardOptions;
+  /**
+   * Under NNI: parameter ids below this get uniformly random architectures and their rewards do
+   * not update the controller (0: the reference). The embedded search warms up by epochs instead.
+   */
+  warmupTrials: number;
 }
 
 /** classArgs key → ControllerOptions key. */
@@ -64,6 +69,7 @@ const PROPERTIES: Record<string, object> = {
   reward_metric: { type: 'string', minLength: 1 },
   reward_transform: { enum: ['identity', 'inverse'] },
   reward_constant: positive,
+  warmup_trials: { type: 'integer', minimum: 0 },
 };
 
 type RawArgs = Record<string, unknown>;
@@ -100,6 +106,7 @@ export function parseClassArgs(raw: unknown): TunerArgs {
       transform: (args.reward_transform as RewardOptions['transform'] | undefined) ?? DEFAULT_REWARD.transform,
       constant: (args.reward_constant as number | undefined) ?? DEFAULT_REWARD.constant,
     },
+    warmupTrials: (args.warmup_trials as number | undefined) ?? 0,
   };
 }
 

@@ -85,7 +85,11 @@ async function loadController(log: Logger): Promise<StrategySetup> {
     throw new Error(`cannot start TensorFlow.js for the controller: ${(error as Error).message}`);
   }
   log.info(`controller loaded (TensorFlow.js ${backend.detail}) in ${Math.round(performance.now() - started)} ms`);
-  return { createStrategy: (spec) => createController(spec, controllerOptions(spec, args.controller)), reward: args.reward };
+  return {
+    createStrategy: (spec) => createController(spec, controllerOptions(spec, args.controller)),
+    reward: args.reward,
+    warmup: { trials: args.warmupTrials, seed: args.controller.seed ?? 0 },
+  };
 }
 
 const env = process.env;

@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileChecker, ValidationError } from '../common/validate.js';
 import { writeFileAtomic } from '../common/files.js';
-import { fromParams, fromTokens, specOfSearchSpace, toParams, toTokens, type SpaceSpec } from '../search-spaces/spaces.js';
+import { fromParams, fromTokens, specOfSearchSpace, toParams, toTokens, uniformTokens, type SpaceSpec } from '../search-spaces/spaces.js';
 import type { RewardOptions } from './args.js';
 import {
   decodeCommand,
@@ -38,6 +38,11 @@ export interface TunerConfig {
   reward: RewardOptions;
   /** NNI_CHECKPOINT_DIRECTORY; no checkpoints without it. */
   checkpointDir?: string;
+  /**
+   * classArgs warmup_trials: parameter ids below `trials` get uniform architectures drawn from
+   * (seed, id), and their rewards are recorded but not given to the strategy. Unset: no warm-up.
+   */
+  warmup?: { trials: number; seed: number };
   /** NNI_MODE=resume: restore the checkpoint at IN. */
   resume: boolean;
   log: Logger;
@@ -253,9 +258,9 @@ export class Tuner {
     }
     const batch: [number, Record<string, unknown>][] = [];
     for (let i = 0; i < count; i++) {
-      const tokens = this.strategy.propose();
-      const parameters = toParams(fromTokens(this.spec, tokens), this.spec);
       const id = this.nextParameterId++;
+      const tokens = this.inWarmup(id) ? uniformTokens(this.spec, this.config.warmup!.seed, id) : this.strategy.propose();
+      const parameters = toParams(fromTokens(this.spec, tokens), this.spec);
       this.outstanding.set(id, tokens);
       batch.push([id, parameters]);
     }
@@ -351,8 +356,17 @@ export class Tuner {
     }
   }
 
+  private inWarmup(parameterId: number | null): boolean {
+    return parameterId !== null && parameterId < (this.config.warmup?.trials ?? 0);
+  }
+
   private feed(record: RewardRecord): void {
     this.history.push(record);
+    if (this.inWarmup(record.parameterId)) {
+      this.log.info(`reward ${record.reward} for warm-up parameter ${record.parameterId} (trial ${record.trialJobId ?? '-'}) recorded, not used`);
+      this.checkpoint();
+      return;
+    }
     const updated = this.strategy!.observe(record.tokens, record.reward);
     const id = record.parameterId ?? record.source;
     this.log.info(`reward ${record.reward} for parameter ${id} (trial ${record.trialJobId ?? '-'})${updated ? '; policy updated' : ''}`);
@@ -485,7 +499,7 @@ export class Tuner {
 }
 
 /** What the tuner takes from the heavy modules (TensorFlow.js, the controller) and the classArgs. */
-export type StrategySetup = Pick<TunerConfig, 'createStrategy' | 'reward'>;
+export type StrategySetup = Pick<TunerConfig, 'createStrategy' | 'reward' | 'warmup'>;
 
 export interface RunOptions extends Omit<TunerConfig, keyof StrategySetup> {
   /** The channel to the manager, already started: its frames wait there until the setup is loaded. */
