@@ -45,54 +45,44 @@ function channelMean64(x: ArrayLike<number>, channels: number): Float64Array {
   return mean;
 }
 
-function depthwise(x: Float64Array, shape: Shape4, filter: Float64Array, k: number): Float64Array {
+/** Calls `tap(out, src, f)` for every (output pixel, input pixel, filter tap) of a SAME k×k depthwise conv: offsets of their channel runs. */
+function forEachTap(shape: Shape4, k: number, tap: (out: number, src: number, f: number) => void): void {
   const [b, h, w, c] = shape;
   const pad = (k - 1) >> 1;
-  const y = new Float64Array(x.length);
   for (let n = 0; n < b; n++)
     for (let i = 0; i < h; i++)
-      for (let j = 0; j < w; j++) {
-        const out = ((n * h + i) * w + j) * c;
+      for (let j = 0; j < w; j++)
         for (let di = 0; di < k; di++) {
           const si = i + di - pad;
           if (si < 0 || si >= h) continue;
           for (let dj = 0; dj < k; dj++) {
             const sj = j + dj - pad;
             if (sj < 0 || sj >= w) continue;
-            const src = ((n * h + si) * w + sj) * c;
-            const f = (di * k + dj) * c;
-            for (let ch = 0; ch < c; ch++) y[out + ch]! += x[src + ch]! * filter[f + ch]!;
+            tap(((n * h + i) * w + j) * c, ((n * h + si) * w + sj) * c, (di * k + dj) * c);
           }
         }
-      }
+}
+
+function depthwise(x: Float64Array, shape: Shape4, filter: Float64Array, k: number): Float64Array {
+  const c = shape[3];
+  const y = new Float64Array(x.length);
+  forEachTap(shape, k, (out, src, f) => {
+    for (let ch = 0; ch < c; ch++) y[out + ch]! += x[src + ch]! * filter[f + ch]!;
+  });
   return y;
 }
 
 /** dx and d(filter) of `depthwise` for output gradient dy. */
 function depthwiseBackward(x: Float64Array, shape: Shape4, filter: Float64Array, k: number, dy: Float64Array): [Float64Array, Float64Array] {
-  const [b, h, w, c] = shape;
-  const pad = (k - 1) >> 1;
+  const c = shape[3];
   const dx = new Float64Array(x.length);
   const df = new Float64Array(filter.length);
-  for (let n = 0; n < b; n++)
-    for (let i = 0; i < h; i++)
-      for (let j = 0; j < w; j++) {
-        const out = ((n * h + i) * w + j) * c;
-        for (let di = 0; di < k; di++) {
-          const si = i + di - pad;
-          if (si < 0 || si >= h) continue;
-          for (let dj = 0; dj < k; dj++) {
-            const sj = j + dj - pad;
-            if (sj < 0 || sj >= w) continue;
-            const src = ((n * h + si) * w + sj) * c;
-            const f = (di * k + dj) * c;
-            for (let ch = 0; ch < c; ch++) {
-              dx[src + ch]! += dy[out + ch]! * filter[f + ch]!;
-              df[f + ch]! += dy[out + ch]! * x[src + ch]!;
-            }
-          }
-        }
-      }
+  forEachTap(shape, k, (out, src, f) => {
+    for (let ch = 0; ch < c; ch++) {
+      dx[src + ch]! += dy[out + ch]! * filter[f + ch]!;
+      df[f + ch]! += dy[out + ch]! * x[src + ch]!;
+    }
+  });
   return [dx, df];
 }
 
