@@ -26,6 +26,8 @@ describe('trial options', () => {
       validBatches: DEFAULT_VALID_BATCHES,
       epochs: 10,
       seed: 0,
+      weightSharing: 'per-input',
+      initScale: 1,
     });
   });
 
@@ -33,7 +35,7 @@ describe('trial options', () => {
     const options = parseTrialArgs(
       ('--mode scratch --dataset cifar10 --data-dir /d --subset 3 --valid-fraction 0.2 --channels 8 --layers 0 --hidden 16 ' +
         '--bptt 5 --batch-size 4 --eval-batch-size 6 --train-steps 7 --valid-batches 2 --epochs 3 --table t.csv --store s ' +
-        '--output o --backend cpu --seed 9 --params {}').split(' '),
+        '--output o --backend cpu --seed 9 --weight-sharing per-node --init-scale 0.5 --grad-clip 5 --params {}').split(' '),
     );
     expect(options).toEqual({
       mode: 'scratch',
@@ -55,6 +57,9 @@ describe('trial options', () => {
       output: 'o',
       backend: 'cpu',
       seed: 9,
+      weightSharing: 'per-node',
+      initScale: 0.5,
+      gradClip: 5,
       params: '{}',
     });
   });
@@ -72,6 +77,9 @@ describe('trial options', () => {
     expect(usageError(['--channels', '2.5'])).toBe('--channels must be an integer >= 1, got 2.5');
     expect(usageError(['--epochs', 'many'])).toBe('--epochs must be an integer >= 1, got NaN');
     expect(usageError(['--valid-fraction', '1'])).toBe('--valid-fraction must be in (0, 1), got 1');
+    expect(usageError(['--init-scale', '0'])).toBe('--init-scale must be a positive number, got 0');
+    expect(usageError(['--grad-clip', '-1'])).toBe('--grad-clip must be a positive number, got -1');
+    expect(usageError(['--weight-sharing', 'per-op'])).toMatch(/weight-sharing.*per-op/);
     expect(usageError(['--mode', 'oneshot'])).toMatch(/mode.*oneshot/);
     expect(usageError(['--trainsteps', '3'])).toMatch(/Unknown argument: trainsteps/);
     expect(usageError(['extra'])).toMatch(/extra/);
