@@ -10,6 +10,7 @@ import { benchTunerStartup, DEFAULT_BUSY, formatStartup, realPython, startupRows
 import { BACKENDS, type BackendName } from '../trial/backend.js';
 import { defaultNb201TablePath } from '../trial/nb201-table.js';
 import { searchQualityCommand } from './search-quality.js';
+import { rankingCommand } from './ranking.js';
 
 interface TunersArgs {
   table?: string;
@@ -166,7 +167,7 @@ const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
   describe: 'benchmarks without NNI that write run directories for `compare`',
-  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(startupCommand).command(allCommand).command(searchQualityCommand).demandCommand(1, 'name a benchmark; see --help'),
+  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(startupCommand).command(allCommand).command(searchQualityCommand).command(rankingCommand).demandCommand(1, 'name a benchmark; see --help'),
   // The subcommands do the work.
   handler: () => {},
 };

@@ -23,9 +23,10 @@ try {
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .help()
-    // Thrown instead of yargs' usage dump with a stack trace, so the catch below prints one line.
+    // Thrown instead of yargs' usage dump with a stack trace, so the catch below prints one line
+    // (yargs writes some messages, e.g. invalid choices, over several lines).
     .fail((message, error) => {
-      throw error ?? new Error(`${message} (see --help)`);
+      throw error ?? new Error(`${message.replace(/\s*\n\s*/g, ' ')} (see --help)`);
     })
     .parseAsync();
 } catch (error) {

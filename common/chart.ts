@@ -1,11 +1,14 @@
 /*
  * Line charts as standalone SVG: search progress plots (reward, entropy, accuracy against steps)
- * and comparison reports (best-so-far against trials or time, with a shaded spread).
+ * and comparison reports (best-so-far against trials or time, with a shaded spread); series drawn
+ * as labelled points make scatter plots (the ranking benchmark's shared vs stand-alone scores).
  */
 
 export interface ChartPoint {
   x: number;
   y: number;
+  /** Written beside the point in a 'points' series. */
+  label?: string;
 }
 
 export interface ChartSeries {
@@ -13,6 +16,8 @@ export interface ChartSeries {
   points: ChartPoint[];
   /** Optional spread drawn as a shaded band behind the line (e.g. mean ± std). */
   band?: { x: number; low: number; high: number }[];
+  /** 'line' (default) joins the points; 'points' draws each as a dot, for scatter plots. */
+  style?: 'line' | 'points';
 }
 
 export interface ChartOptions {
@@ -63,6 +68,8 @@ export function lineChart(options: ChartOptions): string {
   const xScaleOf = (v: number) => (options.logX ? Math.log10(Math.max(v, 1e-12)) : v);
   let [x0, x1] = fx.length ? [Math.min(...fx.map(xScaleOf)), Math.max(...fx.map(xScaleOf))] : [0, 1];
   if (x1 === x0) x1 = x0 + 1;
+  // Dots at the extremes would sit on the frame: scatter plots get the same margin as y.
+  if (options.series.some((s) => s.style === 'points') && !options.logX) [x0, x1] = [x0 - (x1 - x0) * 0.05, x1 + (x1 - x0) * 0.05];
   let [y0, y1] = options.yRange ?? (fy.length ? [Math.min(...fy), Math.max(...fy)] : [0, 1]);
   if (!options.yRange) {
     const pad = (y1 - y0) * 0.05 || Math.abs(y0) * 0.05 || 1;
@@ -106,7 +113,13 @@ export function lineChart(options: ChartOptions): string {
       parts.push(`<polygon clip-path="url(#plot)" points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15"/>`);
     }
     const points = series.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
-    if (points.length === 1)
+    if (series.style === 'points')
+      for (const p of points)
+        parts.push(
+          `<circle cx="${px(p.x)}" cy="${py(p.y)}" r="4" fill="${color}" fill-opacity="0.8"/>`,
+          ...(p.label === undefined ? [] : [`<text x="${px(p.x) + 6}" y="${py(p.y) - 5}" font-size="10" fill="#374151">${escapeXml(p.label)}</text>`]),
+        );
+    else if (points.length === 1)
       parts.push(`<circle cx="${px(points[0]!.x)}" cy="${py(points[0]!.y)}" r="3" fill="${color}"/>`);
     else if (points.length > 1)
       parts.push(
