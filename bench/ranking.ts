@@ -43,9 +43,9 @@ const TOP_K = 5;
 
 /**
  * Stand-alone training epochs (one cosine period, the retrain code's schedule). Measured on this
- * 2-core machine (docs/embedded.md, "Ranking benchmark"): at the `default` preset's sizes a micro
- * network (C=8, 3+2 cells, 3,000 images) trains 2 epochs in about 45 s of one core, a macro one
- * (C=12) in about 60 s; the text network (H=64, 40,000 tokens, 35 windows of 32×35) 4 epochs in about 50 s.
+ * 2-core machine under load (docs/embedded.md, "Ranking benchmark"), CPU time of one thread at the
+ * `default` preset's sizes: a micro network (C=8, 3+2 cells, 3,000 images) trains 2 epochs in
+ * 29–60 s (mean 41 s), a macro one (C=12) in 55–73 s, the text network (H=64, 40,000 tokens) 4 epochs in 45 s.
  */
 export const STANDALONE_EPOCHS: Record<TrainableSpace, number> = { micro: 2, macro: 2, rnn: 4 };
 
@@ -181,9 +181,9 @@ export function sampleArchitectures(spec: SearchSettings['spec'], archs: number,
 }
 
 /**
- * The stand-alone budget: the retrain code's fixed network at the run's preset sizes (the
- * supernet's channels and cells, its training images), trained for STANDALONE_EPOCHS without the
- * regularisers a short run does not need (aux head, drop-path, cutout).
+ * The stand-alone budget: the retrain code's fixed network at the sizes of the run's preset (its
+ * supernet's channels and cells and its training images, whatever flags the run overrode), trained
+ * for STANDALONE_EPOCHS without the regularisers a short run does not need (aux head, drop-path, cutout).
  */
 export function standAloneRecipe(settings: SearchSettings): RetrainRecipe {
   const space = settings.spec.space;
