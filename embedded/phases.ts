@@ -67,16 +67,22 @@ export function searchLr(parts: SearchParts, step: number): number {
 const samplesPerEpoch = (settings: SearchSettings): number => settings.schedule.controllerSteps * settings.controller.numAggregate;
 
 /** Epoch `epoch` (0-based) is a warm-up epoch: uniformly random architectures, no controller phase. */
-export const inWarmup = (settings: SearchSettings, epoch: number): boolean => epoch < settings.schedule.warmupEpochs;
+const inWarmup = (settings: SearchSettings, epoch: number): boolean => epoch < settings.schedule.warmupEpochs;
 
 /** Reward samples of epoch `epoch` (0-based): none while warming up. */
 const samplesOfEpoch = (settings: SearchSettings, epoch: number): number => (inWarmup(settings, epoch) ? 0 : samplesPerEpoch(settings));
+
+/** Validation batches the reward samples of epochs `from` … last (0-based) score on, for the ETA. */
+function rewardBatchesFrom(settings: SearchSettings, from: number): number {
+  const { epochs, warmupEpochs, rewardBatches } = settings.schedule;
+  return Math.max(0, epochs - Math.max(from, warmupEpochs)) * samplesPerEpoch(settings) * (rewardBatches ?? 1);
+}
 
 /**
  * The warm-up architecture of global step `step`: uniform, drawn from (seed, step) alone, so a
  * resumed search trains on the same ones without a generator state in the checkpoint.
  */
-export function warmupArchitecture(settings: SearchSettings, step: number): Genotype {
+function warmupArchitecture(settings: SearchSettings, step: number): Genotype {
   return fromTokens(settings.spec, uniformTokens(settings.spec, settings.controller.seed, step));
 }
 
@@ -105,14 +111,11 @@ function showProgress(ctx: SearchContext, where: string): void {
   const { epochs } = settings.schedule;
   const perEpoch = parts.task.batchesPerEpoch;
   const { reportSamples, deriveSamples, deriveValidBatches, rewardBatches } = settings.schedule;
-  // A reward on K batches costs about K single-batch samples.
-  const sampleCost = (epoch: number) => samplesOfEpoch(settings, epoch) * (rewardBatches ?? 1);
-  const samples = sampleCost(state.epoch);
-  let samplesAfter = 0;
-  for (let e = state.epoch + 1; e < epochs; e++) samplesAfter += sampleCost(e) + reportSamples;
+  // A reward on K batches costs about K single-batch samples: the ETA counts batches scored.
   const epochsAfter = Math.max(0, epochs - state.epoch - 1);
   const childLeft = epochsAfter * perEpoch + (state.phase === 'child' ? perEpoch - state.phaseDone : 0);
-  const samplesLeft = samplesAfter + (state.phase === 'child' ? samples : samples - state.phaseDone * (rewardBatches ?? 1)) + reportSamples;
+  const doneThisEpoch = state.phase === 'child' ? 0 : state.phaseDone * (rewardBatches ?? 1);
+  const samplesLeft = rewardBatchesFrom(settings, state.epoch) - doneThisEpoch + (epochsAfter + 1) * reportSamples;
   // The closing derive scores its samples on the whole split (validations) or on k batches each (about k reward samples).
   const remaining = {
     child: childLeft,
@@ -122,8 +125,7 @@ function showProgress(ctx: SearchContext, where: string): void {
   const left = eta.eta(remaining);
   const done = ctx.seconds();
   // Until every kind of work is timed, the fraction counts training steps and reward samples alike.
-  let units = epochs * (perEpoch + reportSamples);
-  for (let e = 0; e < epochs; e++) units += sampleCost(e);
+  const units = epochs * (perEpoch + reportSamples) + rewardBatchesFrom(settings, 0);
   const fraction = left === null || left.partial ? 1 - (childLeft + samplesLeft) / units : done / (done + left.seconds);
   const f = (x: number | undefined, digits = 3) => (x === undefined ? '--' : x.toFixed(digits));
   const stats = [
@@ -218,7 +220,7 @@ export async function controllerPhase(ctx: SearchContext): Promise<boolean> {
     state.phaseDone++;
     const seconds = (performance.now() - started) / 1000;
     state.epochSums.controllerSeconds += seconds;
-    ctx.eta.record('sample', seconds);
+    ctx.eta.record('sample', seconds, count);
     showProgress(ctx, `controller ${state.phaseDone}/${total}`);
     await nextTick();
   }
