@@ -28,7 +28,7 @@ import { count, formatDuration } from '../embedded/progress.js';
 import type { PresetName } from '../embedded/presets.js';
 import { checkSchedule, readSettings, resolveSearchSettings, SETTINGS_FILE, type SearchOverrides, type SearchSettings } from '../embedded/settings.js';
 import type { BackendName } from '../trial/backend.js';
-import { WEIGHT_SHARING } from '../trial/options.js';
+import { overridesFromFlags, type SearchFlagValues } from '../embedded/search-flags.js';
 
 // ---------------------------------------------------------------------------------------------
 // Statistics
@@ -79,25 +79,8 @@ export function welchDifference(a: readonly number[], b: readonly number[]): Dif
 // ---------------------------------------------------------------------------------------------
 // Settings
 
-/** Search flags the bench passes through to every search (the bench sets --preset, --seed, --policy, --out, --workers itself). */
-export const PASS_THROUGH_FLAGS = {
-  epochs: { type: 'number' },
-  'controller-steps': { type: 'number' },
-  'num-aggregate': { type: 'number' },
-  'derive-samples': { type: 'number' },
-  'warmup-epochs': { type: 'number' },
-  'reward-batches': { type: 'number' },
-  'weight-sharing': { choices: WEIGHT_SHARING },
-  'init-scale': { type: 'number' },
-  'grad-clip': { type: 'number' },
-  subset: { type: 'number' },
-  channels: { type: 'number' },
-  layers: { type: 'number' },
-  hidden: { type: 'number' },
-  'batch-size': { type: 'number' },
-} as const;
-export type PassThroughFlag = keyof typeof PASS_THROUGH_FLAGS;
-export type SearchFlags = Partial<Record<PassThroughFlag, string | number>>;
+/** Search flags the bench passes to every search (it sets --preset, --seed, --policy, --out, --workers itself). */
+export type SearchFlags = SearchFlagValues;
 
 export interface SearchQualityOptions {
   /** config.yml (resolved against the working directory). */
@@ -119,30 +102,7 @@ export interface SearchQualityOptions {
 
 /** The overrides `nni-enas search` builds from the same flags (cli/search.ts), to resolve and check a search before running it. */
 function searchOverrides(options: SearchQualityOptions, policy: 'enas' | 'random', seed: number): SearchOverrides {
-  const flags = options.searchFlags;
-  const number = (flag: PassThroughFlag) => flags[flag] as number | undefined;
-  return {
-    preset: options.preset,
-    policy,
-    seed,
-    backend: options.backend,
-    epochs: number('epochs'),
-    controllerSteps: number('controller-steps'),
-    numAggregate: number('num-aggregate'),
-    deriveSamples: number('derive-samples'),
-    warmupEpochs: number('warmup-epochs'),
-    rewardBatches: number('reward-batches'),
-    trial: {
-      subset: number('subset'),
-      channels: number('channels'),
-      layers: number('layers'),
-      hidden: number('hidden'),
-      batchSize: number('batch-size'),
-      weightSharing: flags['weight-sharing'] as SearchOverrides['trial']['weightSharing'],
-      initScale: number('init-scale'),
-      gradClip: number('grad-clip'),
-    },
-  };
+  return { ...overridesFromFlags(options.searchFlags), preset: options.preset, policy, seed, backend: options.backend };
 }
 
 /** Where two JSON values first differ, e.g. "schedule.epochs: 3 there, 2 here"; null when equal. */

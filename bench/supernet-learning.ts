@@ -21,22 +21,34 @@ import { setupBackend } from '../trial/backend.js';
 import { parseTrialArgs } from '../trial/options.js';
 import { createTask } from '../trial/task.js';
 
-const { values, positionals } = parseArgs({
-  options: {
-    regime: { type: 'string', default: 'uniform' },
-    steps: { type: 'string', default: '300' },
-    'lr-scale': { type: 'string', default: '1' },
-  },
-  allowPositionals: true,
-});
+/** A bad flag ends the script with one line and exit status 2, as the CLI's errors do. */
+function refuse(message: string): never {
+  console.error(`supernet-learning: ${message}`);
+  process.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      regime: { type: 'string', default: 'uniform' },
+      steps: { type: 'string', default: '300' },
+      'lr-scale': { type: 'string', default: '1' },
+    },
+    allowPositionals: true,
+  });
+} catch (error) {
+  refuse((error as Error).message);
+}
+const { values, positionals } = parsed;
 const steps = Number(values.steps);
 const lrScale = Number(values['lr-scale']);
-if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`--steps must be a positive integer, got ${values.steps}`);
-if (!(lrScale > 0)) throw new Error(`--lr-scale must be positive, got ${values['lr-scale']}`);
+if (!(Number.isInteger(steps) && steps >= 1)) refuse(`--steps must be a positive integer, got ${values.steps}`);
+if (!(lrScale > 0)) refuse(`--lr-scale must be positive, got ${values['lr-scale']}`);
 const regime = values.regime!;
 const poolSize = /^pool(\d+)$/.exec(regime)?.[1];
 if (!['fixed', 'uniform', 'ops', 'inputs', 'nosep'].includes(regime) && !poolSize)
-  throw new Error(`--regime must be fixed, uniform, pool<N>, ops, inputs or nosep, got ${regime}`);
+  refuse(`--regime must be fixed, uniform, pool<N>, ops, inputs or nosep, got ${regime}`);
 
 const backend = await setupBackend('wasm');
 const flags = ['--dataset', 'fashion-mnist', '--subset', '300', '--channels', '8', '--layers', '3', '--batch-size', '64', ...positionals];

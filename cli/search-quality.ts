@@ -5,7 +5,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { BACKENDS, type BackendName } from '../trial/backend.js';
 import { PRESET_NAMES, type PresetName } from '../embedded/presets.js';
-import { PASS_THROUGH_FLAGS, PieceFailure, runSearchQuality, type PassThroughFlag, type SearchFlags } from '../bench/search-quality.js';
+import { PieceFailure, runSearchQuality, type SearchFlags } from '../bench/search-quality.js';
+import { SEARCH_FLAG_NAMES, SEARCH_FLAGS, SIZE_FLAGS, type SearchFlagValues } from '../embedded/search-flags.js';
 
 type SearchQualityArgs = {
   config: string;
@@ -16,25 +17,7 @@ type SearchQualityArgs = {
   'retrain-preset': PresetName;
   parallel: number;
   backend?: BackendName;
-} & Partial<Record<PassThroughFlag, string | number>>;
-
-/** What each passed-through flag does in `nni-enas search` (cli/search.ts). */
-const PASS_THROUGH_HELP: Record<PassThroughFlag, string> = {
-  epochs: 'epochs of each search',
-  'controller-steps': 'controller updates per epoch',
-  'num-aggregate': 'rewards per controller update',
-  'derive-samples': 'architectures each closing derive samples',
-  'warmup-epochs': 'epochs of uniformly random architectures before the controller trains',
-  'reward-batches': 'score all rewards of a controller update on the same K validation batches',
-  'weight-sharing': 'CNN supernets: per-input (reference) or per-node op weights',
-  'init-scale': "CNNs: scale of the He-normal init's standard deviation",
-  'grad-clip': "CNN supernets: clip the gradient's global norm",
-  subset: "images per class of each split (text: tokens per split) instead of the preset's",
-  channels: 'CNN channels of the first stage',
-  layers: 'micro: num_layers',
-  hidden: 'rnn: hidden and embedding size',
-  'batch-size': 'training batch',
-};
+} & SearchFlagValues;
 
 export const searchQualityCommand: CommandModule<object, SearchQualityArgs> = {
   command: 'search-quality',
@@ -49,8 +32,8 @@ export const searchQualityCommand: CommandModule<object, SearchQualityArgs> = {
       .option('retrain-preset', { choices: PRESET_NAMES, default: 'default' as PresetName, describe: 'retrain preset, the same for every cell' })
       .option('parallel', { type: 'number', default: 1, describe: 'pieces run at once (2 on 2 cores: each search then trains in one worker thread)' })
       .option('backend', { choices: BACKENDS, describe: 'TensorFlow.js backend of every piece (default: the fastest that loads)' }) as Argv<SearchQualityArgs>;
-    for (const flag of Object.keys(PASS_THROUGH_FLAGS) as PassThroughFlag[])
-      built = built.option(flag, { ...PASS_THROUGH_FLAGS[flag], group: 'Passed to every search:', describe: PASS_THROUGH_HELP[flag] }) as Argv<SearchQualityArgs>;
+    for (const [flag, spec] of Object.entries({ ...SEARCH_FLAGS, ...SIZE_FLAGS }))
+      built = built.option(flag, { ...spec, group: 'Passed to every search:' }) as Argv<SearchQualityArgs>;
     return built
       .example('$0 bench search-quality --config config.yml', 'micro: 3 seeds × 2 searches, then 11 retrainings; hours on 2 cores')
       .example('$0 bench search-quality --config examples/rnn.yml --seeds 1 --parallel 2', 'rnn on ../shared/data/kjv-ptb, two pieces at a time')
@@ -58,7 +41,7 @@ export const searchQualityCommand: CommandModule<object, SearchQualityArgs> = {
   },
   handler: async (args) => {
     const searchFlags: SearchFlags = {};
-    for (const flag of Object.keys(PASS_THROUGH_FLAGS) as PassThroughFlag[]) if (args[flag] !== undefined) searchFlags[flag] = args[flag];
+    for (const flag of SEARCH_FLAG_NAMES) if (args[flag] !== undefined) Object.assign(searchFlags, { [flag]: args[flag] });
     let outcome: Awaited<ReturnType<typeof runSearchQuality>>;
     try {
       outcome = await runSearchQuality({

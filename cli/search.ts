@@ -8,31 +8,17 @@ import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { RUN_FILE } from '../common/results.js';
 import { BACKENDS, type BackendInfo, type BackendName } from '../trial/backend.js';
-import { WEIGHT_SHARING, type WeightSharing } from '../trial/options.js';
 import { PRESET_NAMES, type PresetName } from '../embedded/presets.js';
 import { checkSchedule, readSettings, resolveSearchSettings, SETTINGS_FILE, writeSettings, type SearchSettings } from '../embedded/settings.js';
+import { overridesFromFlags, SEARCH_FLAGS, SIZE_FLAGS, type SearchFlagValues } from '../embedded/search-flags.js';
 
-export interface SearchArgs {
+export interface SearchArgs extends SearchFlagValues {
   config: string;
   preset: PresetName;
   out?: string;
   resume: boolean;
-  epochs?: number;
-  'controller-steps'?: number;
-  'num-aggregate'?: number;
-  'derive-samples'?: number;
-  'warmup-epochs'?: number;
-  'reward-batches'?: number;
-  'weight-sharing'?: WeightSharing;
-  'init-scale'?: number;
-  'grad-clip'?: number;
   policy?: 'enas' | 'random';
   seed?: number;
-  subset?: number;
-  channels?: number;
-  layers?: number;
-  hidden?: number;
-  'batch-size'?: number;
   backend?: BackendName;
   workers?: number;
 }
@@ -82,10 +68,7 @@ const defaultWorkers = (backend: BackendName): number => (backend === 'tensorflo
 /** Adds the sizing options shared by search and retrain. */
 export function addSizeOptions<T>(y: Argv<T>): Argv<T> {
   return y
-    .option('subset', { type: 'number', describe: 'images per class of each split (text: tokens per split) instead of the preset\'s' })
-    .option('channels', { type: 'number', describe: 'CNN channels of the first stage' })
-    .option('hidden', { type: 'number', describe: 'rnn: hidden and embedding size' })
-    .option('batch-size', { type: 'number', describe: 'training batch' })
+    .options(SIZE_FLAGS)
     .option('seed', { type: 'number', describe: 'seeds weights, data order and augmentation (search: the controller too)' })
     .option('backend', { choices: BACKENDS, describe: 'TensorFlow.js backend (default: the fastest that loads)' }) as Argv<T>;
 }
@@ -100,17 +83,8 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
         .option('preset', { choices: PRESET_NAMES, default: 'default' as PresetName, describe: 'size: tiny (seconds), default (≈20 min on 2 idle cores), large (reference scale)' })
         .option('out', { type: 'string', describe: 'run directory (default runs/<experimentName>-<preset>)' })
         .option('resume', { type: 'boolean', default: false, describe: 'continue the search in the run directory from its checkpoint' })
-        .option('epochs', { type: 'number', describe: 'epochs of the whole search (with --resume: extend a finished one)' })
-        .option('controller-steps', { type: 'number', describe: 'controller updates per epoch (reference: micro 30, macro 50, rnn 100)' })
-        .option('num-aggregate', { type: 'number', describe: 'rewards per controller update (overrides classArgs num_aggregate)' })
-        .option('derive-samples', { type: 'number', describe: 'architectures the closing derive samples' })
+        .options(SEARCH_FLAGS)
         .option('policy', { choices: ['enas', 'random'] as const, describe: "random: uniform sampling with weight sharing, the paper's random-search baseline (overrides classArgs policy)" })
-        .option('warmup-epochs', { type: 'number', describe: 'first epochs train the supernet on uniformly random architectures, without controller phase (reference: 0)' })
-        .option('reward-batches', { type: 'number', describe: 'score all rewards of a controller update on the same K validation batches (0: the reference, the next single batch each)' })
-        .option('weight-sharing', { choices: WEIGHT_SHARING, describe: 'CNN supernets: per-input (reference) or per-node op weights' })
-        .option('init-scale', { type: 'number', describe: "CNNs: scale of the He-normal init's standard deviation (reference: 1)" })
-        .option('grad-clip', { type: 'number', describe: "CNN supernets: clip the gradient's global norm (0: none, the reference, whose bound 5 is a no-op)" })
-        .option('layers', { type: 'number', describe: 'micro: num_layers, the supernet has num_layers + 2 cells' })
         .option('workers', { type: 'number', describe: 'CNN spaces: threads training the supernet data-parallel (default: 2 cores, 1 on tfjs-node)' }),
     )
       .example('$0 search --config config.yml', 'micro search on Fashion-MNIST, about 20 minutes on 2 idle cores')
@@ -124,28 +98,7 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
     ]);
     const progress = new ProgressLine();
     const print = (line: string) => progress.log(line, process.stdout);
-    const overrides = {
-      preset: args.preset,
-      epochs: args.epochs,
-      controllerSteps: args['controller-steps'],
-      numAggregate: args['num-aggregate'],
-      deriveSamples: args['derive-samples'],
-      warmupEpochs: args['warmup-epochs'],
-      rewardBatches: args['reward-batches'],
-      policy: args.policy,
-      seed: args.seed,
-      backend: args.backend,
-      trial: {
-        subset: args.subset,
-        channels: args.channels,
-        layers: args.layers,
-        hidden: args.hidden,
-        batchSize: args['batch-size'],
-        weightSharing: args['weight-sharing'],
-        initScale: args['init-scale'],
-        gradClip: args['grad-clip'],
-      },
-    };
+    const overrides = { ...overridesFromFlags(args), preset: args.preset, policy: args.policy, seed: args.seed, backend: args.backend };
     let settings: SearchSettings;
     let runDir: string;
     if (args.resume) {
