@@ -1,17 +1,24 @@
 /*
- * `nni-enas bench supernet` and `bench all`: run each measurement in a fresh process (one
- * TensorFlow.js backend per process), collect their JSON lines, and print one table plus the
- * JSON lines. The identical PyTorch model (bench/torch_supernet.py) runs when a python3 with torch
- * is found, and every throughput gets its ratio to it.
+ * `nni-enas bench supernet` and `bench all`: the supernets' training and inference throughput on
+ * every TensorFlow.js backend present and in the identical PyTorch model (bench/torch_supernet.py)
+ * of every PyTorch given or found, in one interleaved run: each implementation is one warm process
+ * (bench/supernet-serve.ts, torch_supernet.py --serve), and round by round each runs the same
+ * sampled architectures in turn, in rotating order, so that outside load falls on all alike.
+ * Beside each throughput, the achieved GFLOP/s from the FLOPs of exactly those architectures
+ * (bench/flops.ts); the ratio divides by the best PyTorch figure of the measurement. Then store
+ * save/load and process start-up, each in fresh processes.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Random } from '../common/random.js';
-import { decisions, DEFAULT_SPECS, fromTokens, toParams, type Params } from '../search-spaces/spaces.js';
+import type { Genotype, MacroGenotype, MicroGenotype } from '../search-spaces/genotype.js';
+import { decisions, DEFAULT_SPECS, fromTokens, toParams, type Params, type SpaceSpec } from '../search-spaces/spaces.js';
 import type { BackendName } from '../trial/backend.js';
+import { macroForwardFlops, microForwardFlops, rnnForwardFlopsPerToken, TRAINING_FLOPS_FACTOR } from './flops.js';
 import { median } from './stats.js';
 
 export type SupernetSpace = 'micro' | 'macro' | 'rnn';
@@ -28,17 +35,31 @@ export interface BenchRow {
   implementation: string;
   value: number;
   unit: string;
-  /** Ours / PyTorch, when both ran. */
+  /** Achieved GFLOP/s of a throughput (bench/flops.ts convention). */
+  gflops?: number;
+  /** Ours / the best PyTorch figure of the same measurement, when PyTorch ran. */
   ratio?: number;
+  /** This row is that best PyTorch figure. */
+  reference?: boolean;
+  /** Throughput of each round, in `unit`. */
+  rounds?: number[];
+}
+
+/** Rows, and the lines printed under their table (conventions, load). */
+export interface BenchReport {
+  rows: BenchRow[];
+  notes: string[];
 }
 
 export interface BenchOptions {
   spaces: SupernetSpace[];
   backends: BackendName[];
+  /** Interleaved rounds; every implementation runs `steps` steps of each kind per round. */
+  rounds: number;
   steps: number;
-  /** python3 with torch, or undefined to look for one. */
-  python?: string;
-  torchThreads: number;
+  /** Pythons with torch given by the user; Debian's python3-torch is added when found. */
+  torchPythons: string[];
+  torchThreads: number[];
   log: (line: string) => void;
 }
 
@@ -46,12 +67,14 @@ export interface BenchOptions {
 function runJson(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Record<string, unknown> | Error {
   const result = spawnSync(command, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
   const lines = (result.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{'));
-  if (result.status !== 0 || !lines.length) {
-    // An uncaught error ends with Node's version line; the error's own line says why.
-    const output = (result.stderr || result.error?.message || `exit ${result.status}`).trim().split('\n');
-    return new Error(output.find((line) => /^\w*Error: /.test(line))?.trim() ?? output.at(-1));
-  }
+  if (result.status !== 0 || !lines.length) return new Error(failureLine(result.stderr || result.error?.message || `exit ${result.status}`));
   return JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+}
+
+/** The line of a failed process's stderr that says why: an uncaught error ends with Node's version line. */
+function failureLine(stderr: string): string {
+  const output = stderr.trim().split('\n');
+  return output.find((line) => /^\w*Error: /.test(line))?.trim() ?? output.at(-1) ?? 'no output';
 }
 
 const node = (script: string, args: string[]) => runJson(process.execPath, [join(BENCH_DIR, `${script}.js`), ...args]);
@@ -61,54 +84,256 @@ export function findTorchPython(candidates = ['/usr/bin/python3', 'python3']): s
   return candidates.find((python) => spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
 }
 
-/** The reference search sizes on Fashion-MNIST shapes, for TypeScript and PyTorch alike. */
-const CNN_ARGS: Record<'micro' | 'macro', string[]> = {
-  micro: ['--channels', '20', '--layers', '6'],
-  macro: ['--channels', '36', '--layers', '12'],
-};
-const RNN_ARGS = ['--hidden', '200', '--nodes', '12', '--batch', '32', '--bptt', '35'];
+/** torch.__version__ of a python, or undefined if it cannot import torch. */
+function torchVersion(python: string): string | undefined {
+  const result = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : undefined;
+}
 
-export function benchSupernets(options: BenchOptions): BenchRow[] {
+/**
+ * The pythons to measure, one per torch version: the given ones (each must import torch: the
+ * error names the flag), then Debian's when found.
+ */
+export function torchPythons(given: readonly string[]): { python: string; version: string }[] {
+  const found: { python: string; version: string }[] = [];
+  for (const python of given) {
+    const version = torchVersion(python);
+    if (!version) throw new Error(`--torch-python ${python}: cannot import torch there`);
+    if (!found.some((f) => f.version === version)) found.push({ python, version });
+  }
+  const debian = findTorchPython();
+  const version = debian && torchVersion(debian);
+  if (debian && version && !found.some((f) => f.version === version)) found.push({ python: debian, version });
+  return found;
+}
+
+/** The reference search sizes on Fashion-MNIST shapes, for TypeScript and PyTorch alike. */
+const SIZES: Record<SupernetSpace, string[]> = {
+  micro: ['--channels', '20', '--layers', '6', '--nodes', '5', '--batch', '64'],
+  macro: ['--channels', '36', '--layers', '12', '--batch', '64'],
+  rnn: ['--hidden', '200', '--nodes', '12', '--batch', '32', '--bptt', '35', '--vocab', '10000'],
+};
+const IMAGE = { inputShape: [28, 28, 1] as [number, number, number], numClasses: 10 };
+const MICRO = { ...IMAGE, channels: 20, layers: 6, nodes: 5, auxHead: true };
+const MACRO = { ...IMAGE, channels: 36, layers: 12 };
+const RNN = { hiddenSize: 200, nodes: 12, vocabSize: 10_000, batch: 32, bptt: 35 };
+const CNN_BATCH = 64;
+/** Examples per training and per inference step. */
+const EXAMPLES: Record<SupernetSpace, number> = { micro: CNN_BATCH, macro: CNN_BATCH, rnn: RNN.batch * RNN.bptt };
+const SPECS: Record<SupernetSpace, SpaceSpec> = {
+  micro: { ...DEFAULT_SPECS.micro, nodes: MICRO.nodes } as SpaceSpec,
+  macro: { ...DEFAULT_SPECS.macro, layers: MACRO.layers } as SpaceSpec,
+  rnn: { ...DEFAULT_SPECS.rnn, nodes: RNN.nodes } as SpaceSpec,
+};
+
+/** Forward FLOPs per example of `g`, in training (the micro aux head) or inference. */
+function forwardFlops(space: SupernetSpace, g: Genotype, training: boolean): number {
+  if (space === 'micro') return microForwardFlops(g as MicroGenotype, MICRO, training);
+  if (space === 'macro') return macroForwardFlops(g as MacroGenotype, MACRO);
+  return rnnForwardFlopsPerToken(RNN);
+}
+
+/** A benchmark process answering one JSON line per JSON request line (supernet-serve.ts, torch_supernet.py --serve). */
+class StepServer {
+  private readonly waiting: ((line: string | Error) => void)[] = [];
+  private stderr = '';
+  private exited = false;
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.startsWith('{')) this.waiting.shift()?.(line);
+    });
+    child.stderr.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-20_000)));
+    child.on('close', () => {
+      this.exited = true;
+      for (const resolve of this.waiting.splice(0)) resolve(new Error(failureLine(this.stderr)));
+    });
+  }
+
+  /** Starts it and waits for its `ready` line; the first line of its answer. */
+  static async start(command: string, args: string[]): Promise<{ server: StepServer; ready: Record<string, unknown> }> {
+    const server = new StepServer(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
+    return { server, ready: await server.next() };
+  }
+
+  private next(): Promise<Record<string, unknown>> {
+    if (this.exited) return Promise.reject(new Error(failureLine(this.stderr)));
+    return new Promise((resolve, reject) =>
+      this.waiting.push((line) => (line instanceof Error ? reject(line) : resolve(JSON.parse(line) as Record<string, unknown>))),
+    );
+  }
+
+  request(body: object): Promise<Record<string, unknown>> {
+    const answer = this.next();
+    if (!this.exited) this.child.stdin.write(JSON.stringify(body) + '\n');
+    return answer;
+  }
+
+  /** Ends its stdin and waits for it to exit. */
+  close(): Promise<void> {
+    if (this.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child.on('close', () => resolve());
+      this.child.stdin.end();
+    });
+  }
+}
+
+/** One measured implementation: a server, and for PyTorch the thread count of its requests. */
+interface Implementation {
+  label: string;
+  server: StepServer;
+  threads?: number;
+  torch: boolean;
+  /** tfjs in one thread: tf.profile can count its kernel calls. */
+  countsKernels: boolean;
+  train: Timing;
+  infer: Timing;
+}
+
+interface Timing {
+  seconds: number;
+  flops: number;
+  examples: number;
+  rounds: number[];
+}
+
+const timing = (): Timing => ({ seconds: 0, flops: 0, examples: 0, rounds: [] });
+const loadLine = (): string => loadavg().map((l) => l.toFixed(2)).join(' / ');
+
+/** The warm servers of one space: every tfjs backend (one thread, and data-parallel for the CNNs) and every PyTorch. */
+async function startImplementations(space: SupernetSpace, options: BenchOptions, pythons: { python: string; version: string }[]): Promise<Implementation[]> {
+  const tfjs = options.backends.flatMap((backend) =>
+    (space !== 'rnn' && backend !== 'cpu' ? [1, 2] : [1]).map((workers) => ({
+      label: `tfjs ${backend}${workers > 1 ? `, ${workers} workers` : ''}`,
+      command: process.execPath,
+      args: [join(BENCH_DIR, 'supernet-serve.js'), '--space', space, '--backend', backend, '--workers', String(workers), ...SIZES[space]],
+      torch: false,
+      countsKernels: workers === 1,
+    })),
+  );
+  const torch = pythons.map(({ python, version }) => ({
+    label: `pytorch ${version}`,
+    command: python,
+    args: [TORCH_SCRIPT, '--space', space, '--serve', ...SIZES[space], ...(space === 'rnn' ? [] : ['--eval-batch', String(CNN_BATCH)])],
+    torch: true,
+    countsKernels: false,
+  }));
+  const started = await Promise.all(
+    [...torch, ...tfjs].map(async (spec) => {
+      try {
+        const { server, ready } = await StepServer.start(spec.command, spec.args);
+        options.log(`${space}: ${spec.label} ready${ready.backend ? ` (${String(ready.backend)})` : ''}`);
+        return { spec, server };
+      } catch (error) {
+        options.log(`${space}: ${spec.label} not measured: ${(error as Error).message}`);
+        return undefined;
+      }
+    }),
+  );
+  return started.flatMap((s): Implementation[] =>
+    !s
+      ? []
+      : s.spec.torch
+        ? options.torchThreads.map((threads) => ({ label: `${s.spec.label}, ${threads} thread${threads > 1 ? 's' : ''}`, server: s.server, threads, torch: true, countsKernels: false, train: timing(), infer: timing() }))
+        : [{ label: s.spec.label, server: s.server, torch: false, countsKernels: s.spec.countsKernels, train: timing(), infer: timing() }],
+  );
+}
+
+/** Measures one space in interleaved rounds; drops an implementation whose process fails. */
+async function measureSpace(space: SupernetSpace, options: BenchOptions, pythons: { python: string; version: string }[]): Promise<{ rows: BenchRow[]; load: string }> {
+  let impls = await startImplementations(space, options, pythons);
+  const random = new Random(1);
+  const sample = (): Genotype => fromTokens(SPECS[space], decisions(SPECS[space]).map((d) => random.int(d.choices.length)));
+  const call = async (impl: Implementation, body: object): Promise<Record<string, unknown> | undefined> => {
+    try {
+      return await impl.server.request({ ...body, threads: impl.threads });
+    } catch (error) {
+      options.log(`${space}: ${impl.label} failed, left out: ${(error as Error).message}`);
+      impls = impls.filter((i) => i.server !== impl.server);
+      return undefined;
+    }
+  };
+  // Warm-up, untimed: first calls allocate, compile and pack.
+  const warm = [sample(), sample()];
+  for (const impl of [...impls]) for (const run of ['train', 'infer']) await call(impl, { run, genotypes: warm });
+  const loadStart = loadLine();
+  for (let round = 0; round < options.rounds; round++) {
+    const genotypes = Array.from({ length: options.steps }, sample);
+    const examples = options.steps * EXAMPLES[space];
+    const flops = {
+      train: EXAMPLES[space] * TRAINING_FLOPS_FACTOR * genotypes.reduce((s, g) => s + forwardFlops(space, g, true), 0),
+      infer: EXAMPLES[space] * genotypes.reduce((s, g) => s + forwardFlops(space, g, false), 0),
+    };
+    options.log(`${space}: round ${round + 1}/${options.rounds}, load ${loadLine()}`);
+    for (const run of ['train', 'infer'] as const) {
+      const order = impls.map((_, k) => impls[(k + round) % impls.length]!);
+      for (const impl of order) {
+        const answer = await call(impl, { run, genotypes });
+        if (!answer) continue;
+        const t = impl[run];
+        t.seconds += Number(answer.seconds);
+        t.flops += flops[run];
+        t.examples += examples;
+        t.rounds.push(examples / Number(answer.seconds));
+      }
+    }
+  }
+  const load = `${space}: ${loadStart} at the first round, ${loadLine()} after the last`;
+  const kernelCalls: BenchRow[] = [];
+  for (const impl of impls.filter((i) => i.countsKernels)) {
+    const answer = await call(impl, { run: 'kernels', genotypes: [sample()] });
+    if (answer) kernelCalls.push({ what: `${space} train step`, implementation: `${impl.label}: kernel calls`, value: Number(answer.kernelCalls), unit: 'calls' });
+  }
+  await Promise.all([...new Set(impls.map((i) => i.server))].map((server) => server.close()));
+  const unit = space === 'rnn' ? 'tokens/s' : 'images/s';
   const rows: BenchRow[] = [];
-  const python = options.python ?? findTorchPython();
-  if (!python) options.log('PyTorch: no python3 with torch found (Debian: apt-get install python3-torch libopenblas0-pthread); no ratios');
-  for (const space of options.spaces) {
-    const unit = space === 'rnn' ? 'tokens/s' : 'images/s';
-    let torch: Record<string, unknown> | undefined;
-    if (python) {
-      const args = space === 'rnn' ? RNN_ARGS : [...CNN_ARGS[space], '--batch', '64', '--eval-batch', '64'];
-      options.log(`${space}: PyTorch, ${options.torchThreads} threads…`);
-      const result = runJson(python, [TORCH_SCRIPT, '--space', space, '--steps', String(options.steps), '--threads', String(options.torchThreads), ...args]);
-      if (result instanceof Error) options.log(`${space}: PyTorch failed: ${result.message}`);
-      else {
-        torch = result;
-        const [train, infer] = space === 'rnn' ? ['train_tokens_per_s', 'infer_tokens_per_s'] : ['train_images_per_s', 'infer_images_per_s'];
-        const impl = `${torch.framework} (${torch.threads} threads)`;
-        rows.push({ what: `${space} train`, implementation: impl, value: Number(torch[train]), unit });
-        rows.push({ what: `${space} inference`, implementation: impl, value: Number(torch[infer]), unit });
-      }
+  for (const [run, what] of [['train', `${space} train`], ['infer', `${space} inference`]] as const) {
+    const measured = impls.filter((impl) => impl[run].rounds.length === options.rounds);
+    const best = Math.max(...measured.filter((impl) => impl.torch).map((impl) => impl[run].examples / impl[run].seconds));
+    for (const impl of measured) {
+      const t = impl[run];
+      const value = t.examples / t.seconds;
+      rows.push({
+        what,
+        implementation: impl.label,
+        value,
+        unit,
+        gflops: t.flops / t.seconds / 1e9,
+        ...(Number.isFinite(best) && { ratio: value / best }),
+        ...(impl.torch && value === best && { reference: true }),
+        rounds: t.rounds.map((r) => Number(r.toPrecision(4))),
+      });
     }
-    // wasm runs one thread; the CNN supernets also run data-parallel over 2 worker threads, as an embedded search does.
-    const runs = options.backends.flatMap((backend) => (space !== 'rnn' && backend !== 'tensorflow' ? [{ backend, workers: 1 }, { backend, workers: 2 }] : [{ backend, workers: 1 }]));
-    for (const { backend, workers } of runs) {
-      options.log(`${space}: TensorFlow.js ${backend}${workers > 1 ? `, ${workers} workers` : ''}…`);
-      const result =
-        space === 'rnn'
-          ? node('supernet-rnn', ['--backend', backend, '--steps', String(options.steps), ...RNN_ARGS])
-          : node('supernet-cnn', ['--backend', backend, '--space', space, '--steps', String(options.steps), '--batch', '64', '--workers', String(workers), ...CNN_ARGS[space]]);
+  }
+  return { rows: [...rows, ...kernelCalls], load };
+}
+
+/** PyTorch's 2048² FP32 matmul per python and thread count: the practical peak the GFLOP/s compare with. */
+function matmulPeaks(pythons: { python: string; version: string }[], threads: number[], log: (line: string) => void): BenchRow[] {
+  return pythons.flatMap(({ python, version }) =>
+    threads.flatMap((n) => {
+      const result = runJson(python, [TORCH_SCRIPT, '--peak', '--threads', String(n)]);
       if (result instanceof Error) {
-        options.log(`${space}: backend ${backend} not measured: ${result.message}`);
-        continue;
+        log(`matmul peak of pytorch ${version} failed: ${result.message}`);
+        return [];
       }
-      const [train, infer] = space === 'rnn' ? ['trainTokensPerSecond', 'inferTokensPerSecond'] : ['trainImagesPerSecond', 'inferImagesPerSecond'];
-      const torchTrain = torch && Number(torch[space === 'rnn' ? 'train_tokens_per_s' : 'train_images_per_s']);
-      const torchInfer = torch && Number(torch[space === 'rnn' ? 'infer_tokens_per_s' : 'infer_images_per_s']);
-      const impl = `tfjs ${String(result.backend)}`;
-      rows.push({ what: `${space} train`, implementation: impl, value: Number(result[train]), unit, ratio: torchTrain ? Number(result[train]) / torchTrain : undefined });
-      rows.push({ what: `${space} inference`, implementation: impl, value: Number(result[infer]), unit, ratio: torchInfer ? Number(result[infer]) / torchInfer : undefined });
-      if (result.trainKernelCalls !== undefined)
-        rows.push({ what: `${space} train step`, implementation: `${impl}: kernel calls`, value: Number(result.trainKernelCalls), unit: 'calls' });
-    }
+      const gflops = Number(result.gflops);
+      return [{ what: 'FP32 matmul 2048², best of 3', implementation: `pytorch ${version}, ${n} thread${n > 1 ? 's' : ''}`, value: gflops, unit: 'GFLOP/s', gflops }];
+    }),
+  );
+}
+
+export async function benchSupernets(options: BenchOptions): Promise<BenchReport> {
+  const pythons = torchPythons(options.torchPythons);
+  if (!pythons.length)
+    options.log('PyTorch: none given (--torch-python) or found (Debian: apt-get install python3-torch libopenblas0-pthread); no ratios');
+  const rows: BenchRow[] = [];
+  const loads: string[] = [];
+  for (const space of options.spaces) {
+    const measured = await measureSpace(space, options, pythons);
+    rows.push(...measured.rows);
+    loads.push(measured.load);
     const store = node('store-io', ['--space', space]);
     if (store instanceof Error) options.log(`${space}: store benchmark failed: ${store.message}`);
     else {
@@ -119,7 +344,14 @@ export function benchSupernets(options: BenchOptions): BenchRow[] {
     }
     rows.push(...startup(space, options.log));
   }
-  return rows;
+  rows.push(...matmulPeaks(pythons, options.torchThreads, options.log));
+  const notes = [
+    `Throughputs: ${options.rounds} interleaved rounds; in each, every implementation (one warm process each) runs the same ${options.steps} sampled architectures, one step each, in rotating order. Training batch ${CNN_BATCH} images or ${RNN.batch}×${RNN.bptt} tokens; inference the same.`,
+    'GFLOP/s: forward FLOPs of the architectures run, counted as 2 × the multiply-adds of convolutions, depthwise convolutions and dense layers (BN, pools, activations, softmax not counted); a training step counts 3× its forward pass, aux head included (bench/flops.ts).',
+    'ratio: value ÷ the best PyTorch figure of the same measurement, the row marked "= reference".',
+    `Load average (1 / 5 / 15 min): ${loads.join('; ')}.`,
+  ];
+  return { rows, notes };
 }
 
 /** Process start-up: the spawn, node, TensorFlow.js + backend, the supernet, the store load (median of 3). */
@@ -213,10 +445,12 @@ function randomMicroParams(): Params {
   return toParams(fromTokens(spec, decisions(spec).map((d) => random.int(d.choices.length))), spec);
 }
 
-/** The rows as a markdown table. */
-export function formatRows(rows: readonly BenchRow[]): string {
-  const lines = ['| measurement | implementation | value | unit | ours / PyTorch |', '| :-- | :-- | --: | :-- | --: |'];
-  for (const r of rows)
-    lines.push(`| ${r.what} | ${r.implementation} | ${Number(r.value.toPrecision(4))} | ${r.unit} | ${r.ratio === undefined ? '' : r.ratio.toFixed(2)} |`);
-  return lines.join('\n');
+/** The rows as a markdown table, then the notes. */
+export function formatReport({ rows, notes }: BenchReport): string {
+  const lines = ['| measurement | implementation | value | unit | GFLOP/s | ÷ best PyTorch |', '| :-- | :-- | --: | :-- | --: | --: |'];
+  for (const r of rows) {
+    const ratio = r.ratio === undefined ? '' : r.reference ? '1.00 = reference' : r.ratio.toFixed(2);
+    lines.push(`| ${r.what} | ${r.implementation} | ${Number(r.value.toPrecision(4))} | ${r.unit} | ${r.gflops === undefined ? '' : r.gflops.toFixed(2)} | ${ratio} |`);
+  }
+  return [...lines, '', ...notes].join('\n');
 }

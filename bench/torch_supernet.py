@@ -1,7 +1,8 @@
 """The same ENAS search-mode supernets as trial/supernet/{micro,macro,rnn}.ts, in PyTorch, for
 `nni-enas bench supernet`: every step samples a fresh architecture and runs only its subgraph,
 with the same layers, shapes, batch-statistics BN, aux head, loss and Nesterov SGD, so the
-throughput ratio compares the two implementations of one model. Prints one JSON line.
+throughput ratio compares the two implementations of one model. Prints one JSON line, or with
+--serve answers step requests (see serve()).
 
 Run with Debian's python3-torch (/usr/bin/python3) and libopenblas0-pthread installed.
 """
@@ -9,6 +10,7 @@ Run with Debian's python3-torch (/usr/bin/python3) and libopenblas0-pthread inst
 import argparse
 import json
 import random
+import sys
 import time
 
 import torch
@@ -301,9 +303,126 @@ def memo(fn):
     return get
 
 
+def micro_arc(genotype):
+    """A micro genotype of search-spaces/genotype.ts as (normal, reduce) lists of (in1, op1, in2, op2)."""
+    cell = lambda nodes: [(n["inputs"][0], n["ops"][0], n["inputs"][1], n["ops"][1]) for n in nodes]
+    return (cell(genotype["normal"]), cell(genotype["reduce"]))
+
+
+def macro_arc(genotype):
+    return ([(layer["op"], layer["skips"]) for layer in genotype["layers"]],)
+
+
+RNN_ACTIVATION_NAMES = ["tanh", "relu", "identity", "sigmoid"]
+
+
+def rnn_arc(genotype):
+    return ([(node["prev"], RNN_ACTIVATION_NAMES.index(node["act"])) for node in genotype["nodes"]],)
+
+
+def build(args):
+    """The model of --space with its training and inference step, each on one architecture
+    (a tuple of forward arguments), and the examples (images or tokens) each step processes."""
+    if args.space == "rnn":
+        return build_rnn(args)
+    in_shape = (args.height, args.width, args.in_channels)
+    if args.space == "micro":
+        model = MicroSupernet(in_shape, args.classes, args.channels, args.layers, args.nodes, 0.9)
+        l2, aux_weight = 1e-4, 0.4
+    else:
+        model = MacroSupernet(in_shape, args.classes, args.channels, args.layers, 0.9)
+        l2, aux_weight = 2.5e-4, 0.0
+    # Loss convention of the reference: lambda * sum(w^2), so weight_decay = 2 lambda; SGD skips
+    # parameters without a gradient, as our optimizer skips unchosen weights.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=2 * l2)
+    x = torch.randn(args.batch, args.in_channels, args.height, args.width)
+    y = torch.randint(0, args.classes, (args.batch,))
+    xe = torch.randn(args.eval_batch, args.in_channels, args.height, args.width)
+
+    def train_step(arc):
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        logits, aux = model(x, *arc)
+        loss = F.cross_entropy(logits, y)
+        if aux is not None:
+            loss = loss + aux_weight * F.cross_entropy(aux, y)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+
+    def infer_step(arc):
+        model.eval()
+        with torch.no_grad():
+            model(xe, *arc)[0].argmax(1)
+
+    sample = (lambda rng: model.sample(rng)) if args.space == "micro" else (lambda rng: (model.sample(rng),))
+    return model, train_step, infer_step, sample, args.batch, args.eval_batch
+
+
+def build_rnn(args):
+    """Truncated-BPTT training (SGD lr 20, clip 0.25, mean CE per token) and inference on one window."""
+    model = RnnSupernet(args.vocab, args.hidden, args.nodes)
+    optimizer = torch.optim.SGD(model.parameters(), lr=20, weight_decay=2e-7)
+    tokens = torch.randint(0, args.vocab, (args.batch, args.bptt + 1))
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    state = {"h": torch.zeros(args.batch, args.hidden)}
+
+    def train_step(arc):
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        logits, h = model(x, state["h"].detach(), *arc)
+        loss = F.cross_entropy(logits.reshape(-1, args.vocab), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        optimizer.step()
+        state["h"] = h
+
+    def infer_step(arc):
+        model.eval()
+        with torch.no_grad():
+            model(x, torch.zeros(args.batch, args.hidden), *arc)
+
+    tokens_per_step = args.batch * args.bptt
+    return model, train_step, infer_step, lambda rng: (model.sample(rng),), tokens_per_step, tokens_per_step
+
+
+def serve(args, train_step, infer_step):
+    """Steps on request, for bench/supernet.ts's interleaved rounds. Each stdin line is
+    {"run": "train" | "infer", "threads": n, "genotypes": [...]} (genotypes as search-spaces/
+    genotype.ts writes them); the answer is one stdout line with the wall and CPU seconds of
+    those steps. The process ends at the end of stdin."""
+    to_arc = {"micro": micro_arc, "macro": macro_arc, "rnn": rnn_arc}[args.space]
+    print(json.dumps({"ready": True, "framework": f"pytorch {torch.__version__}"}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        torch.set_num_threads(request["threads"])
+        step = train_step if request["run"] == "train" else infer_step
+        arcs = [to_arc(g) for g in request["genotypes"]]
+        wall, cpu = time.perf_counter(), time.process_time()
+        for arc in arcs:
+            step(arc)
+        print(json.dumps({"seconds": time.perf_counter() - wall, "cpuSeconds": time.process_time() - cpu}), flush=True)
+
+
+def matmul_peak(threads):
+    """FP32 GFLOP/s of a 2048x2048 matmul at `threads` threads (best of 3 after a warm-up): the
+    machine's practical peak, beside which the supernets' achieved GFLOP/s are read."""
+    n = 2048
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--space", choices=["micro", "macro", "rnn"], required=True)
+    parser.add_argument("--space", choices=["micro", "macro", "rnn"])
+    parser.add_argument("--peak", action="store_true", help="only the 2048x2048 matmul GFLOP/s at --threads")
     parser.add_argument("--vocab", type=int, default=10000)
     parser.add_argument("--hidden", type=int, default=200)
     parser.add_argument("--bptt", type=int, default=35)
@@ -320,105 +439,34 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serve", action="store_true", help="answer step requests on stdin (bench/supernet.ts)")
     args = parser.parse_args()
+    if args.peak:
+        return print(json.dumps({"framework": f"pytorch {torch.__version__}", "threads": args.threads, "gflops": matmul_peak(args.threads)}))
+    if args.space is None:
+        parser.error("--space is required")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
-    if args.space == "rnn":
-        return bench_rnn(args, rng)
-    in_shape = (args.height, args.width, args.in_channels)
-    if args.space == "micro":
-        model = MicroSupernet(in_shape, args.classes, args.channels, args.layers, args.nodes, 0.9)
-        l2, aux_weight = 1e-4, 0.4
-    else:
-        model = MacroSupernet(in_shape, args.classes, args.channels, args.layers, 0.9)
-        l2, aux_weight = 2.5e-4, 0.0
-    # Loss convention of the reference: lambda * sum(w^2), so weight_decay = 2 lambda; SGD skips
-    # parameters without a gradient, as our optimizer skips unchosen weights.
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=2 * l2)
-    x = torch.randn(args.batch, args.in_channels, args.height, args.width)
-    y = torch.randint(0, args.classes, (args.batch,))
-
-    def arc_args():
-        arc = model.sample(rng)
-        return arc if args.space == "micro" else (arc,)
-
-    def train_step():
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        logits, aux = model(x, *arc_args())
-        loss = F.cross_entropy(logits, y)
-        if aux is not None:
-            loss = loss + aux_weight * F.cross_entropy(aux, y)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    for _ in range(args.warmup):
-        train_step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        train_step()
-    train_seconds = time.perf_counter() - start
-
-    xe = torch.randn(args.eval_batch, args.in_channels, args.height, args.width)
-    model.eval()
-    with torch.no_grad():
+    model, train_step, infer_step, sample, train_examples, infer_examples = build(args)
+    if args.serve:
+        return serve(args, train_step, infer_step)
+    timed = {}
+    for name, step in (("train", train_step), ("infer", infer_step)):
         for _ in range(args.warmup):
-            model(xe, *arc_args())
+            step(sample(rng))
         start = time.perf_counter()
         for _ in range(args.steps):
-            model(xe, *arc_args())[0].argmax(1)
-        infer_seconds = time.perf_counter() - start
-
+            step(sample(rng))
+        timed[name] = time.perf_counter() - start
+    unit = "tokens" if args.space == "rnn" else "images"
     print(json.dumps({
         "framework": f"pytorch {torch.__version__}",
         "threads": args.threads,
         "space": args.space,
-        "train_images_per_s": args.batch * args.steps / train_seconds,
-        "infer_images_per_s": args.eval_batch * args.steps / infer_seconds,
-        "params": sum(p.numel() for p in model.parameters()),
-    }))
-
-
-def bench_rnn(args, rng):
-    """Tokens per second of truncated-BPTT training (SGD lr 20, clip 0.25, mean CE per token)."""
-    model = RnnSupernet(args.vocab, args.hidden, args.nodes)
-    optimizer = torch.optim.SGD(model.parameters(), lr=20, weight_decay=2e-7)
-    tokens = torch.randint(0, args.vocab, (args.batch, args.bptt + 1))
-    x, y = tokens[:, :-1], tokens[:, 1:]
-    h = torch.zeros(args.batch, args.hidden)
-
-    def train_step(h):
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        logits, h = model(x, h.detach(), model.sample(rng))
-        loss = F.cross_entropy(logits.reshape(-1, args.vocab), y.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-        optimizer.step()
-        return h
-
-    for _ in range(args.warmup):
-        h = train_step(h)
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        h = train_step(h)
-    train_seconds = time.perf_counter() - start
-    model.eval()
-    with torch.no_grad():
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            model(x, torch.zeros(args.batch, args.hidden), model.sample(rng))
-        infer_seconds = time.perf_counter() - start
-    tokens_per_step = args.batch * args.bptt
-    print(json.dumps({
-        "framework": f"pytorch {torch.__version__}",
-        "threads": args.threads,
-        "space": "rnn",
-        "train_tokens_per_s": tokens_per_step * args.steps / train_seconds,
-        "infer_tokens_per_s": tokens_per_step * args.steps / infer_seconds,
+        f"train_{unit}_per_s": train_examples * args.steps / timed["train"],
+        f"infer_{unit}_per_s": infer_examples * args.steps / timed["infer"],
         "params": sum(p.numel() for p in model.parameters()),
     }))
 

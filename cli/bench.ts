@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { benchController, benchDefaultTrial, benchSupernets, formatRows, type BenchRow, type SupernetSpace } from '../bench/supernet.js';
+import { benchController, benchDefaultTrial, benchSupernets, formatReport, type BenchReport, type SupernetSpace } from '../bench/supernet.js';
 import { benchTunerStartup, DEFAULT_BUSY, formatStartup, realPython, startupRows, THIS_REPO } from '../bench/tuner-startup.js';
 import { BACKENDS, type BackendName } from '../trial/backend.js';
 import { defaultNb201TablePath } from '../trial/nb201-table.js';
@@ -72,9 +72,10 @@ async function benchTuners(args: TunersArgs): Promise<void> {
 interface SupernetArgs {
   space: SupernetSpace[];
   backends: BackendName[];
+  rounds: number;
   steps: number;
-  python?: string;
-  'torch-threads': number;
+  'torch-python': string[];
+  'torch-threads': number[];
   json?: string;
 }
 
@@ -87,28 +88,51 @@ const supernetOptions = (y: Argv) =>
       default: ['tensorflow', 'wasm'] as BackendName[],
       describe: 'TensorFlow.js backends to measure (absent ones are reported and skipped; cpu is a pure-JS reference, ~50× slower than wasm)',
     })
-    .option('steps', { type: 'number', default: 5, describe: 'timed steps per measurement, after warm-up' })
-    .option('python', { type: 'string', describe: 'a python3 with torch for the PyTorch comparison (default: /usr/bin/python3 or python3 if either imports torch)' })
-    .option('torch-threads', { type: 'number', default: 2, describe: 'PyTorch threads (the machine has 2 cores)' })
+    .option('rounds', { type: 'number', default: 4, describe: 'interleaved rounds: in each, every implementation runs in turn, in rotating order' })
+    .option('steps', { type: 'number', default: 2, describe: 'timed steps of each kind per implementation and round (after a warm-up)' })
+    .option('torch-python', { type: 'string', array: true, default: [] as string[], describe: 'a python with torch to compare with (repeatable); Debian\'s python3-torch (/usr/bin/python3) is added when present' })
+    .option('torch-threads', { type: 'number', array: true, default: [1, 2], describe: 'thread counts each PyTorch runs at' })
     .option('json', { type: 'string', describe: 'also write the rows as JSON lines to this file' });
 
-function report(rows: BenchRow[], json?: string): void {
-  console.log(formatRows(rows));
-  const lines = rows.map((row) => JSON.stringify(row)).join('\n') + '\n';
+/** The one-line error for a bad --rounds, --steps or --torch-threads, if any. */
+function checkSupernetArgs(args: Omit<SupernetArgs, 'space'>): void {
+  for (const [name, values] of [['--rounds', [args.rounds]], ['--steps', [args.steps]], ['--torch-threads', args['torch-threads']]] as const)
+    for (const value of values) if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
+}
+
+const supernetOptionsOf = (args: Omit<SupernetArgs, 'space'>, spaces: SupernetSpace[], log: (line: string) => void) => ({
+  spaces,
+  backends: args.backends,
+  rounds: args.rounds,
+  steps: args.steps,
+  torchPythons: args['torch-python'],
+  torchThreads: [...new Set(args['torch-threads'])],
+  log,
+});
+
+function report(result: BenchReport, json?: string): void {
+  console.log(formatReport(result));
+  const lines = result.rows.map((row) => JSON.stringify(row)).join('\n') + '\n';
   if (json) writeFileSync(json, lines);
   else process.stdout.write(lines);
 }
 
 const supernetCommand: CommandModule<object, SupernetArgs> = {
   command: 'supernet',
-  describe: 'supernet train/inference throughput per backend (and vs. the identical PyTorch model), store save/load, process start-up',
+  describe: 'supernet train/inference throughput and GFLOP/s per backend against the identical PyTorch model, interleaved; store save/load, process start-up',
   builder: (y) =>
     supernetOptions(y)
       .option('space', { type: 'string', array: true, choices: ['micro', 'macro', 'rnn'] as const, default: ['micro'] as SupernetSpace[] })
-      .example('$0 bench supernet --space micro rnn', 'micro on Fashion-MNIST shapes (28×28×1, batch 64, 20 channels) and the KJV-sized RNN'),
-  handler: (args) => {
-    const log = (line: string) => console.error(line);
-    report(benchSupernets({ spaces: args.space, backends: args.backends, steps: args.steps, python: args.python, torchThreads: args['torch-threads'], log }), args.json);
+      .example('$0 bench supernet --space micro rnn', 'micro on Fashion-MNIST shapes (28×28×1, batch 64, 20 channels) and the KJV-sized RNN')
+      .example('$0 bench supernet --torch-python ~/venv/bin/python', 'also against the PyTorch installed there'),
+  handler: async (args) => {
+    try {
+      checkSupernetArgs(args);
+      report(await benchSupernets(supernetOptionsOf(args, args.space, (line) => console.error(line))), args.json);
+    } catch (error) {
+      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 2;
+    }
   },
 };
 
@@ -152,15 +176,22 @@ const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
   builder: (y) => supernetOptions(y).example('$0 bench all --json bench-all.jsonl', 'the table on stdout, JSON lines in a file'),
   handler: async (args) => {
     const log = (line: string) => console.error(line);
-    // Loaded here: the controller brings TensorFlow.js, which other commands need not pay for.
-    const { CONTROLLER_BACKEND } = await import('../tuner/controller.js');
-    const rows = [
-      ...benchSupernets({ spaces: ['micro', 'macro', 'rnn'], backends: args.backends, steps: args.steps, python: args.python, torchThreads: args['torch-threads'], log }),
-      ...benchController(CONTROLLER_BACKEND, log),
-      ...benchDefaultTrial(log),
-      ...startupRows(await benchTunerStartup({ starts: 20, busy: DEFAULT_BUSY, repos: [THIS_REPO], python: realPython(), log })),
-    ];
-    report(rows, args.json);
+    try {
+      checkSupernetArgs(args);
+      // Loaded here: the controller brings TensorFlow.js, which other commands need not pay for.
+      const { CONTROLLER_BACKEND } = await import('../tuner/controller.js');
+      const supernets = await benchSupernets(supernetOptionsOf(args, ['micro', 'macro', 'rnn'], log));
+      const rows = [
+        ...supernets.rows,
+        ...benchController(CONTROLLER_BACKEND, log),
+        ...benchDefaultTrial(log),
+        ...startupRows(await benchTunerStartup({ starts: 20, busy: DEFAULT_BUSY, repos: [THIS_REPO], python: realPython(), log })),
+      ];
+      report({ rows, notes: supernets.notes }, args.json);
+    } catch (error) {
+      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 2;
+    }
   },
 };
 
