@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { benchController, benchDefaultTrial, benchSupernets, formatReport, type BenchReport, type SupernetSpace } from '../bench/supernet.js';
 import { benchTunerStartup, DEFAULT_BUSY, formatStartup, realPython, startupRows, THIS_REPO } from '../bench/tuner-startup.js';
+import { benchTrialStart, formatTrialStart, TRIAL_START_SPACES, writeTrialStartJson, type TrialStartSpace } from '../bench/trial-start.js';
 import { BACKENDS, type BackendName } from '../trial/backend.js';
 import { defaultNb201TablePath } from '../trial/nb201-table.js';
 import { searchQualityCommand } from './search-quality.js';
@@ -170,6 +171,39 @@ const startupCommand: CommandModule<object, StartupArgs> = {
   },
 };
 
+interface TrialStartArgs {
+  runs: number;
+  space: TrialStartSpace[];
+  repo: string[];
+  backend: BackendName;
+  json?: string;
+}
+
+const trialStartCommand: CommandModule<object, TrialStartArgs> = {
+  command: 'trial-start',
+  describe: 'shared-mode trial: process start → first step, phase by phase (a fresh process per trial, the store present)',
+  builder: (y) =>
+    y
+      .option('runs', { type: 'number', default: 5, describe: 'timed trials per checkout and space (after one that writes the store)' })
+      .option('space', { type: 'string', array: true, choices: TRIAL_START_SPACES, default: [...TRIAL_START_SPACES] as TrialStartSpace[], describe: 'spaces to start' })
+      .option('repo', { type: 'string', array: true, default: [THIS_REPO], describe: 'built checkouts whose trials are started, taking turns trial by trial (to compare versions)' })
+      .option('backend', { type: 'string', choices: BACKENDS, default: 'wasm' as BackendName, describe: 'the trials\' --backend' })
+      .option('json', { type: 'string', describe: 'also write every trial\'s phases as JSON lines to this file' })
+      .example('$0 bench trial-start --repo /tmp/before --repo .', 'an older checkout (built) against this one'),
+  handler: async (args) => {
+    try {
+      if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error(`--runs must be a positive integer, got ${args.runs}`);
+      const options = { spaces: [...new Set(args.space)], runs: args.runs, repos: args.repo.map((repo) => resolve(repo)), backend: args.backend, log: (line: string) => console.error(line) };
+      const results = benchTrialStart(options);
+      console.log(formatTrialStart(results, args.backend));
+      if (args.json) writeTrialStartJson(args.json, results);
+    } catch (error) {
+      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 2;
+    }
+  },
+};
+
 const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
   command: 'all',
   describe: 'every performance benchmark: supernets (all spaces), controller latency, trial start-up, store I/O, NNI-overhead share of a default trial, tuner start-up',
@@ -198,7 +232,7 @@ const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
   describe: 'benchmarks without NNI that write run directories for `compare`',
-  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(startupCommand).command(allCommand).command(searchQualityCommand).command(rankingCommand).demandCommand(1, 'name a benchmark; see --help'),
+  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(startupCommand).command(trialStartCommand).command(allCommand).command(searchQualityCommand).command(rankingCommand).demandCommand(1, 'name a benchmark; see --help'),
   // The subcommands do the work.
   handler: () => {},
 };

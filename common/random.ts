@@ -51,6 +51,15 @@ export class Random {
     return result;
   }
 
+  /**
+   * A new generator seeded from this one's next four words: a second stream whose values do not
+   * depend on how much of this one is consumed later (a model's dropout stream is split off before
+   * its weight init, so skipping the init to load stored weights leaves dropout unchanged).
+   */
+  split(): Random {
+    return new Random([this.nextUint32(), this.nextUint32(), this.nextUint32(), this.nextUint32()]);
+  }
+
   /** Uniform in [0, 1) with 32 bits of resolution. */
   next(): number {
     return this.nextUint32() / 4294967296;

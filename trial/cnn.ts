@@ -9,6 +9,7 @@ import { MICRO_OPS, type Genotype, type MacroGenotype, type MicroNode } from '..
 import type { Batch, StepStats, TrainableModel } from './model.js';
 import { Constants, Pass, Scope, VariableStore } from './nn.js';
 import { NesterovMomentum } from './optim.js';
+import type { StoreTensors } from './store.js';
 
 export interface ForwardResult {
   logits: tf.Tensor2D;
@@ -32,6 +33,8 @@ export interface ClassifierConfig {
    * runs (its child_grad_bound 5.0 is a no-op, ENAS.md §3).
    */
   gradClip?: number;
+  /** Stored weights (the whole state, optimizer slots included) to start from instead of the seeded init. */
+  initialState?: StoreTensors;
 }
 
 /** The micro layout both micro networks configure (ENAS.md §1b). */
@@ -72,8 +75,10 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
     private readonly auxWeight: number,
   ) {
     this.gradClip = config.gradClip;
-    this.rng = new Random(config.seed);
-    this.store = new VariableStore(this.rng, config.initScale);
+    const initRandom = new Random(config.seed);
+    // Split off first, so dropout and drop-path are the same whether or not the init runs.
+    this.rng = initRandom.split();
+    this.store = new VariableStore(initRandom, config.initScale, config.initialState);
     this.root = new Scope(this.store);
     this.optimizer = new NesterovMomentum({ l2: config.l2 });
   }
@@ -88,7 +93,7 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
 
   /** Adds the optimizer slots; the state is complete afterwards. */
   protected seal(): void {
-    const slots = this.optimizer.addSlots(this.store.variables);
+    const slots = this.optimizer.addSlots(this.store.variables, this.store.initial);
     for (const [name, variable] of [...this.store.variables, ...slots]) {
       this.stateMap.set(name, variable);
       this.stateNames.set(variable.name, name);

@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { fromParams, specOfParams } from '../search-spaces/spaces.js';
+import { FASHION_MNIST_DIR, fashionMnistFiles } from './data/idx.js';
+import { prefetchFiles } from './data/io.js';
 import { channelFromEnvironment, type ParameterRecord } from './channel/index.js';
 import { addTrialOptions, checkOptionsForSpace, toTrialOptions, usageFailure, UsageError, type TrialOptions } from './options.js';
 import { architectureLines, outputDirectory, Phases, writeArchitectureFiles, type Architecture } from './outputs.js';
@@ -85,7 +87,7 @@ async function main(): Promise<void> {
   const record = await channel.receiveParameter();
   const architecture = parseArchitecture(record);
   const { spec, genotype } = architecture;
-  checkOptionsForSpace(options, spec);
+  const dataset = checkOptionsForSpace(options, spec);
   phases.end('start-up');
 
   const outputDir = outputDirectory(options.output, env);
@@ -101,12 +103,16 @@ async function main(): Promise<void> {
     await runTable(context);
     return;
   }
+  // Fashion-MNIST's gunzip runs on the thread pool while TensorFlow.js loads on this thread.
+  const dataReady =
+    dataset === 'fashion-mnist' ? prefetchFiles(Object.values(fashionMnistFiles(options.dataDir ?? FASHION_MNIST_DIR, 'train'))) : undefined;
   // TensorFlow.js loads only for the modes that train.
   const { setupBackend } = await import('./backend.js');
   const backend = await setupBackend(options.backend, (line) => print(line));
   print(`backend: ${backend.detail}`);
   phases.end('backend');
   const { createTask } = await import('./task.js');
+  await dataReady;
   const task = createTask(options, spec);
   print(`data: ${task.dataSummary}`);
   print(`model: ${task.modelSummary(options.mode === 'shared' ? 'supernet' : 'fixed')}`);

@@ -14,6 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../common/random.js';
+import type { StoreTensors } from './store.js';
+import { initialTensor } from './store-tf.js';
 import '../common/tf-gradients.js';
 
 /** BN ε and moving-average decay of the reference (ENAS.md hyperparameters: "BN decay 0.9, ε 1e-5"). */
@@ -28,16 +30,25 @@ export const BN_DECAY = 0.9;
 export class VariableStore {
   readonly variables = new Map<string, tf.Variable>();
 
-  /** `initScale` multiplies every He-normal standard deviation (1: the reference; trial option --init-scale). */
+  /**
+   * `initScale` multiplies every He-normal standard deviation (1: the reference; trial option
+   * --init-scale). `initial` holds stored values to start from instead of the seeded init (a
+   * trial that loads the weight store): the init is then never computed, which was most of a
+   * trial's model build. Every variable must find its value there, and the
+   * caller checks that nothing there is left over (store-tf.ts `checkStateLayout`).
+   */
   constructor(
     readonly rng: Random,
     readonly initScale = 1,
+    readonly initial?: StoreTensors,
   ) {}
 
-  add(name: string, init: tf.Tensor, trainable: boolean): tf.Variable {
+  /** Declares `name` of `shape`, valued from `initial` when given, else by `init()`. */
+  add(name: string, shape: readonly number[], init: () => tf.Tensor, trainable: boolean): tf.Variable {
     if (this.variables.has(name)) throw new Error(`variable ${name} is declared twice`);
-    const variable = tf.variable(init, trainable);
-    init.dispose();
+    const value = this.initial ? initialTensor(this.initial, name, shape) : init();
+    const variable = tf.variable(value, trainable);
+    value.dispose();
     this.variables.set(name, variable);
     return variable;
   }
@@ -65,19 +76,22 @@ export class Scope {
    * num_inputs as fan-in; that accident is not reproduced.
    */
   heNormal(leaf: string, shape: number[], fanIn: number): tf.Variable {
-    const stddev = this.store.initScale * Math.sqrt(2 / fanIn);
-    const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    const rng = this.store.rng;
-    for (let i = 0; i < values.length; i++) {
-      let z = rng.normal();
-      while (Math.abs(z) > 2) z = rng.normal();
-      values[i] = z * stddev;
-    }
-    return this.store.add(this.name(leaf), tf.tensor(values, shape), true);
+    const init = () => {
+      const stddev = this.store.initScale * Math.sqrt(2 / fanIn);
+      const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      const rng = this.store.rng;
+      for (let i = 0; i < values.length; i++) {
+        let z = rng.normal();
+        while (Math.abs(z) > 2) z = rng.normal();
+        values[i] = z * stddev;
+      }
+      return tf.tensor(values, shape);
+    };
+    return this.store.add(this.name(leaf), shape, init, true);
   }
 
   filled(leaf: string, shape: number[], value: number, trainable = true): tf.Variable {
-    return this.store.add(this.name(leaf), tf.fill(shape, value), trainable);
+    return this.store.add(this.name(leaf), shape, () => tf.fill(shape, value), trainable);
   }
 }
 

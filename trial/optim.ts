@@ -4,6 +4,8 @@
  * fixed networks call `apply` once per step; whoever drives training picks the lr with `cosineLr`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { initialTensor } from './store-tf.js';
+import type { StoreTensors } from './store.js';
 
 export interface NesterovOptions {
   /** λ of the loss term λ·Σw² (gradient 2λw, ENAS.md "Loss convention"). */
@@ -27,14 +29,17 @@ export class NesterovMomentum {
     this.momentum = options.momentum ?? 0.9;
   }
 
-  /** Declares the accumulator `<name>/momentum` of every trainable variable; returns them by name. */
-  addSlots(variables: ReadonlyMap<string, tf.Variable>): Map<string, tf.Variable> {
+  /**
+   * Declares the accumulator `<name>/momentum` of every trainable variable, zero or from
+   * `initial` (stored weights, see VariableStore); returns them by name.
+   */
+  addSlots(variables: ReadonlyMap<string, tf.Variable>, initial?: StoreTensors): Map<string, tf.Variable> {
     const added = new Map<string, tf.Variable>();
     for (const [name, variable] of variables) {
       if (!variable.trainable) continue;
-      const zeros = tf.zerosLike(variable);
-      const accumulator = tf.variable(zeros, false);
-      zeros.dispose();
+      const value = initial ? initialTensor(initial, `${name}/momentum`, variable.shape) : tf.zerosLike(variable);
+      const accumulator = tf.variable(value, false);
+      value.dispose();
       added.set(`${name}/momentum`, accumulator);
       this.slots.set(variable.name, { variable, accumulator });
     }

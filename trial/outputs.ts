@@ -102,8 +102,8 @@ export class Phases {
     return this.last;
   }
 
-  /** "process 0.4 s, backend 0.2 s, … (total 12.3 s)". */
+  /** "start-up 0.41 s, backend 0.23 s, … (total 12.3 s)": phases to 10 ms, since start-up phases are a few tenths (bench trial-start reads them). */
   line(): string {
-    return `${this.done.map(([name, ms]) => `${name} ${seconds(ms)}`).join(', ')} (total ${seconds(this.totalMs)})`;
+    return `${this.done.map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)} s`).join(', ')} (total ${seconds(this.totalMs)})`;
   }
 }

@@ -22,7 +22,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { commitUpdate, initStore, loadStore, MANIFEST_FILE, type StoreTensor, type StoreTensors } from './store.js';
-import { assignModelState, readModelState } from './store-tf.js';
+import { checkStateLayout, readModelState } from './store-tf.js';
 import type { StepStats } from './model.js';
 import { seconds } from './outputs.js';
 import type { RunContext, Task } from './task.js';
@@ -48,13 +48,14 @@ const reportEvery = (steps: number): number => Math.max(1, Math.ceil(steps / 4))
 export async function runShared(context: RunContext, task: Task, storeDir: string): Promise<void> {
   const { options, architecture, metrics, print, phases } = context;
   const { genotype } = architecture;
-  const model = task.createSupernet();
-  phases.end('model');
-
   // A store of another model is refused by its description, before any tensor is compared.
   const description = task.supernetDescription;
-  if (!existsSync(join(storeDir, MANIFEST_FILE)))
-    await initStore(storeDir, storeTensors(readModelState(model.state), 0), { model: description });
+  const fresh = !existsSync(join(storeDir, MANIFEST_FILE));
+  if (fresh) {
+    const initial = task.createSupernet();
+    await initStore(storeDir, storeTensors(readModelState(initial.state), 0), { model: description });
+    initial.dispose();
+  }
   const snapshot = loadStore(storeDir);
   if (JSON.stringify(snapshot.meta.model) !== JSON.stringify(description))
     throw new Error(
@@ -65,8 +66,11 @@ export async function runShared(context: RunContext, task: Task, storeDir: strin
   if (step === undefined) throw new Error(`weight store ${storeDir} has no ${GLOBAL_STEP} tensor`);
   const weights = new Map(snapshot.tensors);
   weights.delete(GLOBAL_STEP);
-  assignModelState(model.state, weights);
   phases.end('store load');
+  // Built from the stored weights: the seeded init they replace is never computed.
+  const model = task.createSupernet(weights);
+  checkStateLayout(model.state, weights, `use weight store ${storeDir}`, 'the store');
+  phases.end('model');
 
   const score = task.score(model, genotype, (snapshot.version - 1) * options.validBatches, options.validBatches);
   phases.end('score');

@@ -24,11 +24,27 @@ export function readModelState(state: ReadonlyMap<string, tf.Variable>): Map<str
   return tensors;
 }
 
+/** Throws "cannot <action>: …" unless `tensors` (called `source`) match the state exactly: names, dtypes, shapes. */
+export function checkStateLayout(state: ReadonlyMap<string, tf.Variable>, tensors: StoreTensors, action: string, source: string): void {
+  const layout = [...state].map(([name, variable]) => ({ name, dtype: storableDtype(name, variable), shape: variable.shape }));
+  const mismatch = layoutMismatch(layout, tensors, source, 'the model');
+  if (mismatch) throw new Error(`cannot ${action}: ${mismatch}`);
+}
+
+/**
+ * `initial`'s tensor `name` as a new tf tensor, for a model built from stored weights; one that
+ * is missing or of another shape or dtype is an error naming it.
+ */
+export function initialTensor(initial: StoreTensors, name: string, shape: readonly number[], dtype: TensorDtype = 'float32'): tf.Tensor {
+  const stored = initial.get(name);
+  const mismatch = layoutMismatch([{ name, dtype, shape: [...shape] }], new Map(stored ? [[name, stored]] : []), 'the weights to start from', 'the model');
+  if (mismatch || !stored) throw new Error(`cannot build the model: ${mismatch}`);
+  return tf.tensor(stored.data, [...shape], dtype);
+}
+
 /** Sets every state variable from `tensors`, which must match the state exactly (names, dtypes, shapes). */
 export function assignModelState(state: ReadonlyMap<string, tf.Variable>, tensors: StoreTensors): void {
-  const layout = [...state].map(([name, variable]) => ({ name, dtype: storableDtype(name, variable), shape: variable.shape }));
-  const mismatch = layoutMismatch(layout, tensors, 'the weights to assign', 'the model');
-  if (mismatch) throw new Error(`cannot assign weights to the model: ${mismatch}`);
+  checkStateLayout(state, tensors, 'assign weights to the model', 'the weights to assign');
   for (const [name, variable] of state) {
     const { data, shape } = tensors.get(name)!;
     const value = tf.tensor(data, [...shape], variable.dtype);

@@ -25,6 +25,7 @@ import { MicroFixedNet } from './fixed/micro.js';
 import { FixedRnn, RNN_FINAL_TRAINING } from './fixed/rnn.js';
 import type { MetricValue } from './channel/index.js';
 import type { Batch, StepStats, TrainableModel } from './model.js';
+import type { StoreTensors } from './store.js';
 import { cosineLr, REFERENCE_LR } from './optim.js';
 import { checkOptionsForSpace, UsageError, type DatasetName, type TrialOptions } from './options.js';
 import type { Architecture, Phases } from './outputs.js';
@@ -72,7 +73,8 @@ export interface Task {
   readonly supernetDescription: Record<string, unknown>;
   /** One line describing a model: its kind and sizes. */
   modelSummary(model: 'supernet' | 'fixed'): string;
-  createSupernet(): TrainableModel;
+  /** The supernet, from the seeded init, or from `initialState` (stored weights, whole state) without computing the init. */
+  createSupernet(initialState?: StoreTensors): TrainableModel;
   /** The retrain-time network of `genotype`; `totalSteps` drives the micro drop-path schedule. */
   createFixed(genotype: Genotype, totalSteps: number): TrainableModel;
   /** Training from data position `step` (global step; epoch = ⌊step / batchesPerEpoch⌋). */
@@ -163,10 +165,10 @@ function createImageTask(options: TrialOptions, spec: SpaceSpec & { space: 'macr
     batchesPerEpoch: trainBatcher.batchesPerEpoch,
     supernetDescription: { model: `${spec.space} supernet`, spec, inputShape, numClasses, channels, layers, dataset, weightSharing, initScale: options.initScale, gradClip: gradClip ?? null },
     modelSummary: (model) => `${spec.space} ${model === 'supernet' ? 'supernet' : 'network'}, C=${channels}, ${cells}`,
-    createSupernet: () =>
+    createSupernet: (initialState) =>
       micro
-        ? new MicroSupernet({ ...common, layers, nodes: spec.nodes, weightSharing, gradClip })
-        : new MacroSupernet({ ...common, layers, weightSharing, gradClip }),
+        ? new MicroSupernet({ ...common, layers, nodes: spec.nodes, weightSharing, gradClip, initialState })
+        : new MacroSupernet({ ...common, layers, weightSharing, gradClip, initialState }),
     createFixed: (genotype, totalSteps) => {
       if (genotype.space === 'micro') return new MicroFixedNet(genotype, { ...common, layers, totalSteps });
       if (genotype.space === 'macro') return new MacroFixedNet(genotype, common);
@@ -241,7 +243,7 @@ function createTextTask(options: TrialOptions, spec: SpaceSpec & { space: 'rnn' 
     batchesPerEpoch: trainBatcher.windowsPerEpoch,
     supernetDescription: { model: 'rnn supernet', spec, vocabSize, hiddenSize, dataset: 'ptb' },
     modelSummary: (model) => `rnn ${model === 'supernet' ? 'supernet' : 'network'}, H=${hiddenSize}, ${spec.nodes} nodes, vocabulary ${vocabSize}`,
-    createSupernet: () => new RnnSupernet({ ...common, nodes: spec.nodes, activations: spec.ops }),
+    createSupernet: (initialState) => new RnnSupernet({ ...common, nodes: spec.nodes, activations: spec.ops, initialState }),
     createFixed: (genotype) => {
       if (genotype.space !== 'rnn') throw new Error(`internal: a ${genotype.space} genotype in a text task`);
       return new FixedRnn(genotype, common);

@@ -58,14 +58,19 @@ function findIdx(dir: string, base: string): string {
   return existsSync(gz) || !existsSync(join(dir, base)) ? gz : join(dir, base);
 }
 
+/** The IDX image and label files of one Fashion-MNIST split (`train` or `t10k`) in `dir`. */
+export function fashionMnistFiles(dir: string, prefix: 'train' | 't10k'): { images: string; labels: string } {
+  return { images: findIdx(dir, `${prefix}-images-idx3-ubyte`), labels: findIdx(dir, `${prefix}-labels-idx1-ubyte`) };
+}
+
 /**
  * Fashion-MNIST (60k train / 10k test, 28×28×1, 10 classes) from `dir`, by default the Debian
  * package's directory. The training set comes pre-shuffled, so its tail is a fair validation split.
+ * The test split is read on first use: trials never touch it.
  */
 export function loadFashionMnist(dir = FASHION_MNIST_DIR): ImageSplits {
-  const load = (prefix: string): ImageDataset => {
-    const images = findIdx(dir, `${prefix}-images-idx3-ubyte`);
-    const labels = findIdx(dir, `${prefix}-labels-idx1-ubyte`);
+  const load = (prefix: 'train' | 't10k'): ImageDataset => {
+    const { images, labels } = fashionMnistFiles(dir, prefix);
     for (const path of [images, labels]) {
       if (!existsSync(path))
         throw new DataError(
@@ -76,5 +81,11 @@ export function loadFashionMnist(dir = FASHION_MNIST_DIR): ImageSplits {
     }
     return loadIdxImages(images, labels, 'fashion-mnist');
   };
-  return { train: load('train'), test: load('t10k') };
+  let test: ImageDataset | undefined;
+  return {
+    train: load('train'),
+    get test() {
+      return (test ??= load('t10k'));
+    },
+  };
 }

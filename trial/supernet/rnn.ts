@@ -46,6 +46,8 @@ import {
   type RnnRegularisation,
   type RowBlock,
 } from '../rnn-cell.js';
+import { initialTensor } from '../store-tf.js';
+import type { StoreTensors } from '../store.js';
 
 export interface RnnSupernetConfig extends RnnRegularisation {
   vocabSize: number;
@@ -62,6 +64,8 @@ export interface RnnSupernetConfig extends RnnRegularisation {
   initRange?: number;
   /** Seeds the init and the dropout masks. */
   seed: number;
+  /** Stored weights to start from instead of the seeded init (a trial loading the weight store). */
+  initialState?: StoreTensors;
 }
 
 /**
@@ -130,12 +134,18 @@ export class RnnSupernet extends RecurrentLanguageModel {
     checkRecurrentConfig({ vocabSize, hiddenSize, nodes }, { keep: full.keep, reg: full });
     if (activations.length === 0 || new Set(activations).size !== activations.length)
       throw new RangeError(`activations ${JSON.stringify(activations)} must be distinct and non-empty`);
-    const random = new Random(full.seed);
+    const initRandom = new Random(full.seed);
+    // Split off first, so the dropout masks are the same whether or not the init runs.
+    const random = initRandom.split();
     const range = full.initRange ?? referenceInitRange(full.hiddenSize);
     const state = new Map<string, tf.Variable>();
     for (const [name, shape] of rnnSupernetShapes(full)) {
       const normTensor = name.startsWith('bn_') ? (name.split('/')[1] as keyof typeof NORM_TENSORS) : undefined;
-      state.set(name, normTensor ? tf.variable(tf.fill(shape, NORM_TENSORS[normTensor])) : uniformVariable(random, shape, range));
+      const initial = full.initialState && initialTensor(full.initialState, name, shape);
+      if (initial) {
+        state.set(name, tf.variable(initial));
+        initial.dispose();
+      } else state.set(name, normTensor ? tf.variable(tf.fill(shape, NORM_TENSORS[normTensor])) : uniformVariable(initRandom, shape, range));
     }
     super(state.get('embedding')!, { keep: full.keep, reg: full }, random);
     this.config = full;
