@@ -204,6 +204,46 @@ const trialStartCommand: CommandModule<object, TrialStartArgs> = {
   },
 };
 
+interface FaultsArgs {
+  kills: number;
+  'tuner-kills': number;
+  writers: number;
+  rounds: number;
+  seed: number;
+}
+
+const faultsCommand: CommandModule<object, FaultsArgs> = {
+  command: 'faults',
+  describe: 'the fault figures: weight-store commits SIGKILLed and concurrent writers, then the tuner SIGKILLed and resumed as NNI resumes it',
+  builder: (y) =>
+    y
+      .option('kills', { type: 'number', default: 100, describe: 'SIGKILLs of a process committing to the weight store' })
+      .option('tuner-kills', { type: 'number', default: 20, describe: 'SIGKILLs of the tuner mid-experiment, each followed by a resume' })
+      .option('writers', { type: 'number', default: 4, describe: 'concurrent store writers' })
+      .option('rounds', { type: 'number', default: 5, describe: 'commits per concurrent writer' })
+      .option('seed', { type: 'number', default: 0, describe: 'seeds where the kills land' })
+      .example('$0 bench faults', 'the figures of README "Faults" and docs/faults.md'),
+  handler: async (args) => {
+    try {
+      for (const [name, value, min] of [['--kills', args.kills, 1], ['--tuner-kills', args['tuner-kills'], 1], ['--writers', args.writers, 1], ['--rounds', args.rounds, 1], ['--seed', args.seed, 0]] as const)
+        if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${value}`);
+      const log = (line: string) => console.error(line);
+      const { runStoreFaults, formatStoreFaults } = await import('../bench/store-faults.js');
+      const store = await runStoreFaults({ kills: args.kills, writers: args.writers, rounds: args.rounds, seed: args.seed, log });
+      console.log(`${formatStoreFaults(store)}\n`);
+      const { runTunerFaults, formatTunerFaults } = await import('../bench/fault-tuner.js');
+      const tuner = await runTunerFaults({ kills: args['tuner-kills'], seed: args.seed, log });
+      console.log(formatTunerFaults(tuner));
+      const storeBad = store.corrupt || store.inconsistent || store.concurrent.updatesLanded !== store.concurrent.updatesExpected;
+      const tunerBad = tuner.matched < tuner.kills || tuner.idReuse || tuner.lostRewards || tuner.doubleCounted || tuner.failedCounted;
+      if (storeBad || tunerBad) process.exitCode = 1;
+    } catch (error) {
+      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 2;
+    }
+  },
+};
+
 const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
   command: 'all',
   describe: 'every performance benchmark: supernets (all spaces), controller latency, trial start-up, store I/O, NNI-overhead share of a default trial, tuner start-up',
@@ -232,7 +272,7 @@ const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
   describe: 'benchmarks without NNI that write run directories for `compare`',
-  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(startupCommand).command(trialStartCommand).command(allCommand).command(searchQualityCommand).command(rankingCommand).demandCommand(1, 'name a benchmark; see --help'),
+  builder: (y) => y.command(tunersCommand).command(supernetCommand).command(startupCommand).command(trialStartCommand).command(faultsCommand).command(allCommand).command(searchQualityCommand).command(rankingCommand).demandCommand(1, 'name a benchmark; see --help'),
   // The subcommands do the work.
   handler: () => {},
 };
