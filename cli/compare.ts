@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { specOfSearchSpace } from '../search-spaces/spaces.js';
+import { specOfSearchSpace, type SpaceSpec } from '../search-spaces/spaces.js';
 import { buildReport } from '../compare/report.js';
 import { loadSources, type SourceRequest } from '../compare/sources.js';
 
@@ -68,18 +68,29 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
   },
 };
 
+/** --space-file as a spec; every failure one line naming the file. */
+function readSpaceFile(path: string): SpaceSpec {
+  try {
+    return specOfSearchSpace(JSON.parse(readFileSync(path, 'utf8')));
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new Error(`--space-file ${path}: ${reason}`);
+  }
+}
+
 /** Loads the sources, reports their problems on stderr and writes the report; exit code 1 when nothing could be read. */
 async function compare(args: CompareArgs): Promise<void> {
   const requests = sourceRequests(args.sources ?? [], args.label ?? []);
   if (!args.trials.every((k) => Number.isInteger(k) && k >= 1)) throw new Error(`--trials must be positive integers, got ${args.trials.join(' ')}`);
   if (args.minutes && !args.minutes.every((m) => m > 0)) throw new Error(`--minutes must be positive, got ${args.minutes.join(' ')}`);
   if (!(args.timeout > 0)) throw new Error(`--timeout must be positive, got ${args.timeout}`);
-  const space = args['space-file'] ? specOfSearchSpace(JSON.parse(readFileSync(args['space-file'], 'utf8'))) : undefined;
+  const space = args['space-file'] ? readSpaceFile(args['space-file']) : undefined;
   const { runs, failures } = await loadSources(requests, { timeoutMs: args.timeout * 1000 });
   for (const failure of failures) console.error(`compare: ${failure.source}: ${failure.error}`);
   for (const run of runs) for (const note of run.notes) console.error(`compare: ${run.source}: ${note}`);
   if (runs.length === 0) {
-    console.error('compare: no source could be read');
+    // With one source its failure above is the whole story; with several, say that none was left.
+    if (requests.length > 1) console.error('compare: no source could be read');
     process.exitCode = 1;
     return;
   }

@@ -9,7 +9,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { RUN_FILE } from '../common/results.js';
 import { BACKENDS, type BackendInfo, type BackendName } from '../trial/backend.js';
 import { PRESET_NAMES, type PresetName } from '../embedded/presets.js';
-import { checkSchedule, readSettings, resolveSearchSettings, SETTINGS_FILE, writeSettings, type SearchSettings } from '../embedded/settings.js';
+import { checkSchedule, readSettings, resolveSearchSettings, SETTINGS_FILE, type SearchSettings } from '../embedded/settings.js';
 import { overridesFromFlags, SEARCH_FLAGS, SIZE_FLAGS, type SearchFlagValues } from '../embedded/search-flags.js';
 
 export interface SearchArgs extends SearchFlagValues {
@@ -109,8 +109,8 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
       settings = readSettings(runDir);
       if (args.epochs !== undefined && args.epochs !== settings.schedule.epochs) {
         settings = { ...settings, schedule: { ...settings.schedule, epochs: args.epochs } };
+        // Written by runSearch once the checkpoint has loaded, so a failed resume changes nothing.
         checkSchedule(settings.schedule);
-        writeSettings(runDir, settings);
       }
     } else {
       const resolved = resolveSearchSettings(args.config, overrides);

@@ -45,6 +45,8 @@ export async function runSearch(runDir: string, settings: SearchSettings, resume
     let history: HistoryLog;
     if (resume) {
       ({ state } = restoreSearch(runDir, parts));
+      // A longer --epochs on resume is recorded only now that the checkpoint has loaded.
+      writeSettings(runDir, settings);
       history = HistoryLog.resume(runDir, state.historyLines);
       keepFirstLines(join(runDir, TRIALS_FILE), state.samples);
       trials = RunWriter.resume(runDir);

@@ -91,13 +91,15 @@ async function main(): Promise<void> {
   phases.end('start-up');
 
   const outputDir = outputDirectory(options.output, env);
-  writeArchitectureFiles(outputDir, architecture, channel.trialJobId, options.mode);
   print(`nni-enas trial ${channel.trialJobId}: parameter id ${record.parameter_id} (${record.parameter_source}), ${spec.space} space, mode ${options.mode}`);
   print('architecture:');
   for (const line of architectureLines(genotype)) print(`  ${line}`);
-  print(`architecture files: ${outputDir}/architecture.{json,svg}`);
+  const recordArchitecture = () => {
+    writeArchitectureFiles(outputDir, architecture, channel.trialJobId, options.mode);
+    print(`architecture files: ${outputDir}/architecture.{json,svg}`);
+  };
 
-  const context: RunContext = { options, architecture, metrics: channel, print, phases };
+  const context: RunContext = { options, architecture, metrics: channel, print, phases, recordArchitecture };
   if (options.mode === 'table') {
     const { runTable } = await import('./table-mode.js');
     await runTable(context);

@@ -12,6 +12,7 @@ export async function runScratch(context: RunContext, task: Task): Promise<void>
   const { genotype } = architecture;
   const epochs = options.epochs;
   const model = task.createFixed(genotype, epochs * task.batchesPerEpoch);
+  context.recordArchitecture();
   phases.end('model');
 
   const trainer = task.trainer(model, 0);

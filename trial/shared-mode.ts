@@ -42,6 +42,12 @@ function storeTensors(state: ReturnType<typeof readModelState>, step: number): S
   return new Map([...state, [GLOBAL_STEP, stepTensor(step)]]);
 }
 
+/** The first tensor holding a NaN or ±Infinity, if any. */
+function nonFiniteTensor(tensors: StoreTensors): string | undefined {
+  for (const [name, { data }] of tensors) for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return name;
+  return undefined;
+}
+
 /** Every S/4 steps, so NNI's chart gets a few points per trial without a PUT per step. */
 const reportEvery = (steps: number): number => Math.max(1, Math.ceil(steps / 4));
 
@@ -66,10 +72,14 @@ export async function runShared(context: RunContext, task: Task, storeDir: strin
   if (step === undefined) throw new Error(`weight store ${storeDir} has no ${GLOBAL_STEP} tensor`);
   const weights = new Map(snapshot.tensors);
   weights.delete(GLOBAL_STEP);
+  // A NaN does not always show in the loss (ReLU maps it to 0 on wasm), so the weights themselves are checked.
+  const poisoned = nonFiniteTensor(weights);
+  if (poisoned) throw new Error(`weight store ${storeDir} holds non-finite values in "${poisoned}" (training diverged): delete that directory to start over`);
   phases.end('store load');
   // Built from the stored weights: the seeded init they replace is never computed.
   const model = task.createSupernet(weights);
   checkStateLayout(model.state, weights, `use weight store ${storeDir}`, 'the store');
+  context.recordArchitecture();
   phases.end('model');
 
   const score = task.score(model, genotype, (snapshot.version - 1) * options.validBatches, options.validBatches);
@@ -81,6 +91,12 @@ export async function runShared(context: RunContext, task: Task, storeDir: strin
   const all: StepStats[] = [];
   for (let i = 0; i < options.trainSteps; i++) {
     const stats = trainer.step(genotype, task.searchLr(step + i));
+    // Diverged weights must not reach the store, where every later trial would load them.
+    if (!Number.isFinite(stats.loss))
+      throw new Error(
+        `training diverged: loss ${stats.loss} at step ${i + 1} of ${options.trainSteps} (lr ${task.searchLr(step + i).toPrecision(3)}); ` +
+          `nothing committed to the weight store ${storeDir}`,
+      );
     window.push(stats);
     all.push(stats);
     if ((i + 1) % every === 0 || i + 1 === options.trainSteps) {
@@ -90,6 +106,8 @@ export async function runShared(context: RunContext, task: Task, storeDir: strin
   phases.end('train');
 
   const trained = storeTensors(readModelState(model.state), step + options.trainSteps);
+  const diverged = nonFiniteTensor(trained);
+  if (diverged) throw new Error(`training diverged: non-finite values in "${diverged}"; nothing committed to the weight store ${storeDir}`);
   const commit = await commitUpdate(storeDir, snapshot.version, snapshot.tensors, trained);
   model.dispose();
   phases.end('commit');

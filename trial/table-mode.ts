@@ -12,6 +12,7 @@ export async function runTable(context: RunContext): Promise<void> {
   if (genotype.space !== 'nb201') throw new Error(`internal: table mode with a ${genotype.space} architecture`);
   const path = options.table ?? defaultNb201TablePath();
   const entry = Nb201Table.load(path).lookup(genotype);
+  context.recordArchitecture();
   phases.end('lookup');
   await metrics.reportFinal({ default: entry.validAccuracy / 100, test: entry.testAccuracy / 100 });
   print(`NAS-Bench-201 ${entry.arch} in ${path}: validation ${entry.validAccuracy}%, test ${entry.testAccuracy}% (train ${entry.trainAccuracy}%)`);

@@ -293,4 +293,9 @@ export interface RunContext {
   /** A line of the human-readable summary (stdout under NNI: the trial's log tab). */
   print: (line: string) => void;
   phases: Phases;
+  /**
+   * Writes the architecture files into the trial's output directory. A mode calls it once its
+   * inputs (table, data, store) have loaded, so a trial refused for bad input writes nothing.
+   */
+  recordArchitecture: () => void;
 }

@@ -538,10 +538,11 @@ export function runTuner(options: RunOptions): Promise<number> {
       tuner?.dispose();
       resolve(code);
     };
-    const fail = async (error: unknown) => {
+    /** `logged`: the error is already in the log (a load failure is logged when it happens, before any IN). */
+    const fail = async (error: unknown, logged = false) => {
       done = true;
       const text = message(error);
-      log.error(`fatal: ${text}`);
+      if (!logged) log.error(`fatal: ${text}`);
       if (error instanceof Error && error.stack) log.debug(error.stack);
       if (initialized) {
         transport.send(errorCommand(`nni-enas tuner: ${text}`));
@@ -563,7 +564,7 @@ export function runTuner(options: RunOptions): Promise<number> {
       log.debug(`receive ${clip(text)}`);
       if (command.type === 'IN') initialized = true;
       if (loadError) {
-        if (initialized) void fail(loadError);
+        if (initialized) void fail(loadError, true);
         else log.warning(`${command.type} before IN ignored`);
         return;
       }
@@ -594,7 +595,7 @@ export function runTuner(options: RunOptions): Promise<number> {
       (error: unknown) => {
         if (done) return;
         loadError = error instanceof Error ? error : new Error(String(error));
-        log.error(loadError.message);
+        log.error(`fatal: ${message(loadError)}`);
         transport.onFrame(onFrame);
       },
     );
