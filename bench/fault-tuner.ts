@@ -93,6 +93,8 @@ export interface ResumeCheck {
   lostRewards: number;
   doubleCounted: number;
   failedCounted: number;
+  /** Failed trials in the resumed history whose EN never reached a tuner (FD cannot say they failed). */
+  failedUnseenCounted: number;
   /** Resumed tuner: spawn → first proposals. */
   resumeMs: number;
 }
@@ -108,8 +110,10 @@ export interface TunerFaultFigures {
   lostRewards: number;
   /** Trials counted more than once in a resumed history. */
   doubleCounted: number;
-  /** Trials that ended FAILED but whose reward is in a resumed history. */
+  /** Trials that ended FAILED, with the tuner told so, but whose reward is in a resumed history. */
   failedCounted: number;
+  /** Distinct trials that failed after the kill's FINAL metric reached NNI but whose EN the killed tuner never got, counted from FD. */
+  failedUnseen: number;
   strayTempFiles: number;
   replayed: number;
   trials: number;
@@ -484,6 +488,8 @@ export async function runTunerFaults(options: TunerFaultOptions): Promise<TunerF
   const experiment = new Experiment(dir, python, classArgs, rng);
   const resumes: ResumeCheck[] = [];
   const allIds: number[] = [];
+  /** Trials whose EN the killed tuner never received: NNI's FD lists them with their metric and no status. */
+  const endsNeverSeen = new Set<string>();
   let finalExit: number | null = null;
   try {
     await experiment.launch(null);
@@ -501,6 +507,10 @@ export async function runTunerFaults(options: TunerFaultOptions): Promise<TunerF
       const delayMs = rng.int(MAX_KILL_DELAY_MS + 1);
       const tempBefore = tempFiles(dir).length;
       for (const frame of frames.slice(0, framesSent)) experiment.sendRaw(frame);
+      for (const frame of frames.slice(framesSent)) {
+        const { type, content } = JSON.parse(frame) as { type: string; content?: string };
+        if (type === 'EN') endsNeverSeen.add((JSON.parse(content!) as { trial_job_id: string }).trial_job_id);
+      }
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       await experiment.life.kill(pid);
       allIds.push(...experiment.life.proposals.map((p) => p.parameterId));
@@ -531,7 +541,7 @@ export async function runTunerFaults(options: TunerFaultOptions): Promise<TunerF
       differences(first, expected.proposals, 'proposals', mismatches);
       const resumedIds = first.map((p) => p.parameter_id);
       const rewardProblems: string[] = [];
-      const accounts = accountRewards(after, experiment.trials, rewardProblems);
+      const accounts = accountRewards(after, experiment.trials, endsNeverSeen, rewardProblems);
       resumes.push({
         kill,
         framesSent,
@@ -572,6 +582,7 @@ export async function runTunerFaults(options: TunerFaultOptions): Promise<TunerF
     lostRewards: sum('lostRewards'),
     doubleCounted: sum('doubleCounted'),
     failedCounted: sum('failedCounted'),
+    failedUnseen: [...endsNeverSeen].filter((id) => experiment.trials.get(id)?.status === 'FAILED' && experiment.trials.get(id)?.final).length,
     strayTempFiles: sum('strayTempFiles'),
     replayed: sum('replayed'),
     trials: experiment.trials.size,
@@ -592,23 +603,26 @@ function updatesOf(dir: string): number {
 function accountRewards(
   after: Checkpoint,
   trials: Map<string, TrialRecord>,
+  endsNeverSeen: ReadonlySet<string>,
   problems: string[],
-): Pick<ResumeCheck, 'lostRewards' | 'doubleCounted' | 'failedCounted'> {
+): Pick<ResumeCheck, 'lostRewards' | 'doubleCounted' | 'failedCounted' | 'failedUnseenCounted'> {
   const counted = after.history.flatMap((r) => (r.trialJobId ? [r.trialJobId] : []));
   const seen = new Set(counted);
   const completed = [...trials.values()].filter((t) => t.status === 'SUCCEEDED' && t.final);
   const lost = completed.filter((t) => !seen.has(t.id));
-  const failed = counted.filter((id) => trials.get(id)?.status === 'FAILED');
+  // A failure the tuner never heard of cannot be told apart from a success in FD: counted, but not a fault of the tuner.
+  const failedAll = counted.filter((id) => trials.get(id)?.status === 'FAILED');
+  const failed = failedAll.filter((id) => !endsNeverSeen.has(id));
   for (const t of lost) problems.push(`the reward of completed trial ${t.id} (parameter ${t.parameterId}) is lost`);
   for (const id of failed) problems.push(`the reward of failed trial ${id} was counted`);
-  return { lostRewards: lost.length, doubleCounted: counted.length - seen.size, failedCounted: failed.length };
+  return { lostRewards: lost.length, doubleCounted: counted.length - seen.size, failedCounted: failed.length, failedUnseenCounted: failedAll.length - failed.length };
 }
 
 export function formatTunerFaults(figures: TunerFaultFigures): string {
   const lines = [
-    '| kills | resumes matching the checkpoint | parameter ids reused | completed rewards lost | counted twice | failed trials counted | stray temp files | rewards replayed from FD | trials | tuner exit after TE | time |',
-    '| --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
-    `| ${figures.kills} | ${figures.matched} of ${figures.kills} | ${figures.idReuse} | ${figures.lostRewards} | ${figures.doubleCounted} | ${figures.failedCounted} | ${figures.strayTempFiles} | ${figures.replayed} | ${figures.trials} | ${figures.finalExit ?? 'none'} | ${figures.seconds.toFixed(1)} s |`,
+    '| kills | resumes matching the checkpoint | parameter ids reused | completed rewards lost | counted twice | failed trials counted | failed trials the killed tuner never heard of, counted from FD | stray temp files | rewards replayed from FD | trials | tuner exit after TE | time |',
+    '| --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
+    `| ${figures.kills} | ${figures.matched} of ${figures.kills} | ${figures.idReuse} | ${figures.lostRewards} | ${figures.doubleCounted} | ${figures.failedCounted} | ${figures.failedUnseen} | ${figures.strayTempFiles} | ${figures.replayed} | ${figures.trials} | ${figures.finalExit ?? 'none'} | ${figures.seconds.toFixed(1)} s |`,
     '',
     '| kill | frames sent / in round | SIGKILL delay, ms | checkpoint: updates, rewards, next id | FD replayed | AD re-run | resumed ids | resume, s | result |',
     '| --: | :-- | --: | :-- | --: | --: | :-- | --: | :-- |',

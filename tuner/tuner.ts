@@ -325,6 +325,9 @@ export class Tuner {
     if (FAILED_EVENTS.has(event)) {
       this.discardedTrials.add(trial);
       this.log.info(`trial ${trial} ended ${event}: its FINAL metric (reward ${result.reward}) is not used`);
+      // At once, not at the next GE: a resume's FD lists this trial with its metric and no status,
+      // so only the checkpoint can tell the resumed tuner to leave it out.
+      this.checkpoint();
       return;
     }
     let tokens = result.tokens;
