@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { WebSocketServer } from 'ws';
+import { nniConfigYaml } from '../common/nni-config-yaml.js';
 import { Random } from '../common/random.js';
 import { MICRO_OPS } from '../search-spaces/genotype.js';
 import { initStore, loadStore } from '../trial/store.js';
@@ -147,23 +148,7 @@ function writeConfig(dir: string, fashion: string, classArgs: unknown = { seed: 
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'space.json'), JSON.stringify(space));
   const path = join(dir, 'config.yml');
-  writeFileSync(
-    path,
-    [
-      'experimentName: bad-inputs',
-      'searchSpaceFile: space.json',
-      `trialCommand: node dist/trial/main.js --mode shared --dataset fashion-mnist --data-dir ${fashion} ${trialFlags}`,
-      `trialCodeDirectory: ${REPO}`,
-      'trialConcurrency: 1',
-      'tuner:',
-      '  codeDirectory: tuner',
-      '  className: nni_enas_tuner.EnasTuner',
-      `  classArgs: ${JSON.stringify(classArgs)}`,
-      'trainingService:',
-      '  platform: local',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(path, nniConfigYaml({ experimentName: 'bad-inputs', trialCommand: `node dist/trial/main.js --mode shared --dataset fashion-mnist --data-dir ${fashion} ${trialFlags}`, trialCodeDirectory: REPO, classArgs }));
   return path;
 }
 

@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nniConfigYaml } from '../common/nni-config-yaml.js';
 import { searchSpaceOf, type SpaceSpec } from '../search-spaces/spaces.js';
 import type { SearchIo } from '../embedded/phases.js';
 import { ProgressLine } from '../embedded/progress.js';
@@ -25,23 +26,7 @@ export function writeConfig(spec: SpaceSpec, trialFlags: string, classArgs: Reco
   const dir = mkdtempSync(join(tmpdir(), 'embedded-config-'));
   writeFileSync(join(dir, 'space.json'), JSON.stringify(searchSpaceOf(spec)));
   const path = join(dir, 'config.yml');
-  writeFileSync(
-    path,
-    [
-      'experimentName: embedded-test',
-      'searchSpaceFile: space.json',
-      `trialCommand: node dist/trial/main.js --mode shared ${trialFlags}`,
-      `trialCodeDirectory: ${REPO}`,
-      'trialConcurrency: 1',
-      'tuner:',
-      '  codeDirectory: tuner',
-      '  className: nni_enas_tuner.EnasTuner',
-      `  classArgs: ${JSON.stringify(classArgs)}`,
-      'trainingService:',
-      '  platform: local',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(path, nniConfigYaml({ experimentName: 'embedded-test', trialCommand: `node dist/trial/main.js --mode shared ${trialFlags}`, trialCodeDirectory: REPO, classArgs }));
   return path;
 }
 
