@@ -35,12 +35,14 @@ function describe(error: ErrorObject): string {
 }
 
 /**
- * Compiles a schema into a checker that returns its input typed as T, or throws a
- * ValidationError naming every offending key.
+ * A checker of `schema` that returns its input typed as T, or throws a ValidationError naming
+ * every offending key.
  */
 export function compileChecker<T>(schema: object, what: string): (data: unknown) => T {
-  const validate = ajv.compile(schema);
+  // Compiled on first use: a process (a trial starting, above all) pays only for the schemas it checks.
+  let validate: ReturnType<typeof ajv.compile> | undefined;
   return (data: unknown): T => {
+    validate ??= ajv.compile(schema);
     if (validate(data)) return data as T;
     const problems = (validate.errors ?? []).filter((e) => e.keyword !== 'if').map(describe);
     throw new ValidationError(what, [...new Set(problems)]);
