@@ -9,6 +9,7 @@ import { CASES, Fixtures, requireBuild, runCases, type CaseResult } from '../ben
 const PICKED: Record<string, RegExp> = {
   'tuner-unknown-key': /^fatal: invalid tuner configuration: classArgs: .*"learning_rat"/,
   'trial-store-flipped-byte': /^nni-enas trial: .*weights-v\d+-[0-9a-f]+\.bin: checksum mismatch/,
+  'trial-nan-loss': /^nni-enas trial: weight store .* holds non-finite values in "stem\/w"/,
   'trial-idx-truncated-gzip': /^nni-enas trial: .*train-images-idx3-ubyte\.gz: truncated or corrupt gzip/,
   'search-config-missing': /^nni-enas: .*config\.yml: no such file/,
   'compare-not-json': /export\.json: not JSON/,

@@ -56,8 +56,7 @@ export async function runShared(context: RunContext, task: Task, storeDir: strin
   const { genotype } = architecture;
   // A store of another model is refused by its description, before any tensor is compared.
   const description = task.supernetDescription;
-  const fresh = !existsSync(join(storeDir, MANIFEST_FILE));
-  if (fresh) {
+  if (!existsSync(join(storeDir, MANIFEST_FILE))) {
     const initial = task.createSupernet();
     await initStore(storeDir, storeTensors(readModelState(initial.state), 0), { model: description });
     initial.dispose();
