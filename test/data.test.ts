@@ -7,11 +7,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Random } from '../common/random.js';
 import { setupBackend } from '../trial/backend.js';
+import { prefetchFiles } from '../trial/data/io.js';
 import {
   AUGMENT_PRESETS,
   DataError,
   EOS,
   FASHION_MNIST_DIR,
+  fashionMnistFiles,
   ImageBatcher,
   TextBatcher,
   UNK,
@@ -106,6 +108,22 @@ describe('IDX / Fashion-MNIST files', () => {
     const { train, test } = loadFashionMnist(fm);
     expect([train.count, test.count, train.name]).toEqual([3, 1, 'fashion-mnist']);
     expect(Array.from(test.images)).toEqual(Array.from(pixels.subarray(0, 6)));
+  });
+
+  it('reads ahead on a worker thread: the loader gets the same bytes once, and a file the worker could not read is still reported', async () => {
+    write('ahead/train-images-idx3-ubyte.gz', gzipSync(idx(0x803, [3, 2, 3], pixels)));
+    write('ahead/train-labels-idx1-ubyte', idx(0x801, [3], labels));
+    const files = fashionMnistFiles(join(dir, 'ahead'), 'train');
+    await prefetchFiles([files.images, files.labels]);
+    // Gone from the disk, yet loaded: the bytes came from the worker, gunzipped, and are handed out once.
+    rmSync(files.images);
+    const train = loadIdxImages(files.images, files.labels, 'fashion-mnist');
+    expect(Array.from(train.images)).toEqual(Array.from(pixels));
+    expect(Array.from(train.labels)).toEqual([7, 0, 9]);
+    expect(dataError(() => loadIdxImages(files.images, files.labels, 'x'))).toBe(`${files.images}: not found, expected IDX3 images`);
+    const missing = join(dir, 'ahead/none.gz');
+    await prefetchFiles([missing]);
+    expect(dataError(() => loadIdxImages(missing, files.labels, 'x'))).toBe(`${missing}: not found, expected IDX3 images`);
   });
 
   it('names the file and the problem in every error', () => {

@@ -18,8 +18,9 @@ for (const path of workerData) {
   try {
     const raw = readFileSync(path);
     const plain = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
-    const bytes = new Uint8Array(plain.byteLength);
-    bytes.set(plain);
+    // A Buffer may share a pooled ArrayBuffer; only one of its own can be transferred.
+    const owned = plain.byteOffset === 0 && plain.byteLength === plain.buffer.byteLength;
+    const bytes = owned ? new Uint8Array(plain.buffer) : Uint8Array.from(plain);
     parentPort.postMessage({ path, bytes }, [bytes.buffer]);
   } catch {
     parentPort.postMessage({ path });
