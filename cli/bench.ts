@@ -13,6 +13,21 @@ import { defaultNb201TablePath } from '../trial/nb201-table.js';
 import { searchQualityCommand } from './search-quality.js';
 import { rankingCommand } from './ranking.js';
 
+/**
+ * A handler whose failures are one line and exit status 2, as cli/main.ts does: yargs would answer
+ * a rejected handler with its usage text and a stack trace.
+ */
+function inOneLine<A>(run: (args: A) => Promise<void>): (args: A) => Promise<void> {
+  return async (args) => {
+    try {
+      await run(args);
+    } catch (error) {
+      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 2;
+    }
+  };
+}
+
 interface TunersArgs {
   table?: string;
   seeds: number;
@@ -37,15 +52,9 @@ const tunersCommand: CommandModule<object, TunersArgs> = {
       .option('num-aggregate', { type: 'number', describe: 'rewards per controller update (default: the controller\'s NB201 default)' })
       .example('$0 bench tuners --seeds 20 --budget 200 --out runs/nb201 && $0 compare runs/nb201 --report-extra test --out report/', 'benchmark, then report test accuracy of the best-by-validation cell')
       .example('$0 bench tuners --strategies enas --learning-rate 0.05 --num-aggregate 1 --out runs/enas-lr0.05', 'a controller that learns faster within a small budget'),
-  handler: async (args) => {
-    try {
-      await benchTuners(args);
-    } catch (error) {
-      // One line, as cli/main.ts does: yargs would answer a rejected handler with its usage text and a stack trace.
-      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 2;
-    }
-  },
+  handler: inOneLine(async (args) => {
+    await benchTuners(args);
+  }),
 };
 
 async function benchTuners(args: TunersArgs): Promise<void> {
@@ -126,15 +135,10 @@ const supernetCommand: CommandModule<object, SupernetArgs> = {
       .option('space', { type: 'string', array: true, choices: ['micro', 'macro', 'rnn'] as const, default: ['micro'] as SupernetSpace[] })
       .example('$0 bench supernet --space micro rnn', 'micro on Fashion-MNIST shapes (28×28×1, batch 64, 20 channels) and the KJV-sized RNN')
       .example('$0 bench supernet --torch-python ~/venv/bin/python', 'also against the PyTorch installed there'),
-  handler: async (args) => {
-    try {
-      checkSupernetArgs(args);
-      report(await benchSupernets(supernetOptionsOf(args, args.space, (line) => console.error(line))), args.json);
-    } catch (error) {
-      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 2;
-    }
-  },
+  handler: inOneLine(async (args) => {
+    checkSupernetArgs(args);
+    report(await benchSupernets(supernetOptionsOf(args, args.space, (line) => console.error(line))), args.json);
+  }),
 };
 
 interface StartupArgs {
@@ -157,18 +161,13 @@ const startupCommand: CommandModule<object, StartupArgs> = {
       .option('json', { type: 'string', describe: 'also write each condition with every start\'s times as a JSON line to this file' })
       .example('$0 bench startup --starts 20 --busy 10', '20 starts idle and 20 with 10 busy loops')
       .example('$0 bench startup --repo /tmp/before --repo .', 'a checkout of an older commit (npm ci && npm run build there) against this one'),
-  handler: async (args) => {
-    try {
-      for (const [name, value, min] of [['--starts', args.starts, 1], ['--busy', args.busy, 0]] as const)
-        if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${value}`);
-      const conditions = await benchTunerStartup({ starts: args.starts, busy: args.busy, repos: args.repo.map((repo) => resolve(repo)), python: realPython(args.python), log: (line) => console.error(line) });
-      console.log(formatStartup(conditions));
-      if (args.json) writeFileSync(args.json, conditions.map((c) => JSON.stringify(c)).join('\n') + '\n');
-    } catch (error) {
-      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 2;
-    }
-  },
+  handler: inOneLine(async (args) => {
+    for (const [name, value, min] of [['--starts', args.starts, 1], ['--busy', args.busy, 0]] as const)
+      if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${value}`);
+    const conditions = await benchTunerStartup({ starts: args.starts, busy: args.busy, repos: args.repo.map((repo) => resolve(repo)), python: realPython(args.python), log: (line) => console.error(line) });
+    console.log(formatStartup(conditions));
+    if (args.json) writeFileSync(args.json, conditions.map((c) => JSON.stringify(c)).join('\n') + '\n');
+  }),
 };
 
 interface TrialStartArgs {
@@ -190,18 +189,13 @@ const trialStartCommand: CommandModule<object, TrialStartArgs> = {
       .option('backend', { type: 'string', choices: BACKENDS, default: 'wasm' as BackendName, describe: 'the trials\' --backend' })
       .option('json', { type: 'string', describe: 'also write every trial\'s phases as JSON lines to this file' })
       .example('$0 bench trial-start --repo /tmp/before --repo .', 'an older checkout (built) against this one'),
-  handler: async (args) => {
-    try {
-      if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error(`--runs must be a positive integer, got ${args.runs}`);
-      const options = { spaces: [...new Set(args.space)], runs: args.runs, repos: args.repo.map((repo) => resolve(repo)), backend: args.backend, log: (line: string) => console.error(line) };
-      const results = benchTrialStart(options);
-      console.log(formatTrialStart(results, args.backend));
-      if (args.json) writeTrialStartJson(args.json, results);
-    } catch (error) {
-      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 2;
-    }
-  },
+  handler: inOneLine(async (args) => {
+    if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error(`--runs must be a positive integer, got ${args.runs}`);
+    const options = { spaces: [...new Set(args.space)], runs: args.runs, repos: args.repo.map((repo) => resolve(repo)), backend: args.backend, log: (line: string) => console.error(line) };
+    const results = benchTrialStart(options);
+    console.log(formatTrialStart(results, args.backend));
+    if (args.json) writeTrialStartJson(args.json, results);
+  }),
 };
 
 interface FaultsArgs {
@@ -223,50 +217,40 @@ const faultsCommand: CommandModule<object, FaultsArgs> = {
       .option('rounds', { type: 'number', default: 5, describe: 'commits per concurrent writer' })
       .option('seed', { type: 'number', default: 0, describe: 'seeds where the kills land' })
       .example('$0 bench faults', 'the figures of README "Faults" and docs/faults.md'),
-  handler: async (args) => {
-    try {
-      for (const [name, value, min] of [['--kills', args.kills, 1], ['--tuner-kills', args['tuner-kills'], 1], ['--writers', args.writers, 1], ['--rounds', args.rounds, 1], ['--seed', args.seed, 0]] as const)
-        if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${value}`);
-      const log = (line: string) => console.error(line);
-      const { runStoreFaults, formatStoreFaults } = await import('../bench/store-faults.js');
-      const store = await runStoreFaults({ kills: args.kills, writers: args.writers, rounds: args.rounds, seed: args.seed, log });
-      console.log(`${formatStoreFaults(store)}\n`);
-      const { runTunerFaults, formatTunerFaults } = await import('../bench/fault-tuner.js');
-      const tuner = await runTunerFaults({ kills: args['tuner-kills'], seed: args.seed, log });
-      console.log(formatTunerFaults(tuner));
-      const storeBad = store.corrupt || store.inconsistent || store.concurrent.updatesLanded !== store.concurrent.updatesExpected;
-      const tunerBad = tuner.matched < tuner.kills || tuner.idReuse || tuner.lostRewards || tuner.doubleCounted || tuner.failedCounted;
-      if (storeBad || tunerBad) process.exitCode = 1;
-    } catch (error) {
-      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 2;
-    }
-  },
+  handler: inOneLine(async (args) => {
+    for (const [name, value, min] of [['--kills', args.kills, 1], ['--tuner-kills', args['tuner-kills'], 1], ['--writers', args.writers, 1], ['--rounds', args.rounds, 1], ['--seed', args.seed, 0]] as const)
+      if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${value}`);
+    const log = (line: string) => console.error(line);
+    const { runStoreFaults, formatStoreFaults } = await import('../bench/store-faults.js');
+    const store = await runStoreFaults({ kills: args.kills, writers: args.writers, rounds: args.rounds, seed: args.seed, log });
+    console.log(`${formatStoreFaults(store)}\n`);
+    const { runTunerFaults, formatTunerFaults } = await import('../bench/fault-tuner.js');
+    const tuner = await runTunerFaults({ kills: args['tuner-kills'], seed: args.seed, log });
+    console.log(formatTunerFaults(tuner));
+    const storeBad = store.corrupt || store.inconsistent || store.concurrent.updatesLanded !== store.concurrent.updatesExpected;
+    const tunerBad = tuner.matched < tuner.kills || tuner.idReuse || tuner.lostRewards || tuner.doubleCounted || tuner.failedCounted;
+    if (storeBad || tunerBad) process.exitCode = 1;
+  }),
 };
 
 const allCommand: CommandModule<object, Omit<SupernetArgs, 'space'>> = {
   command: 'all',
   describe: 'every performance benchmark: supernets (all spaces), controller latency, trial start-up, store I/O, NNI-overhead share of a default trial, tuner start-up',
   builder: (y) => supernetOptions(y).example('$0 bench all --json bench-all.jsonl', 'the table on stdout, JSON lines in a file'),
-  handler: async (args) => {
+  handler: inOneLine(async (args) => {
     const log = (line: string) => console.error(line);
-    try {
-      checkSupernetArgs(args);
-      // Loaded here: the controller brings TensorFlow.js, which other commands need not pay for.
-      const { CONTROLLER_BACKEND } = await import('../tuner/controller.js');
-      const supernets = await benchSupernets(supernetOptionsOf(args, ['micro', 'macro', 'rnn'], log));
-      const rows = [
-        ...supernets.rows,
-        ...benchController(CONTROLLER_BACKEND, log),
-        ...benchDefaultTrial(log),
-        ...startupRows(await benchTunerStartup({ starts: 20, busy: DEFAULT_BUSY, repos: [THIS_REPO], python: realPython(), log })),
-      ];
-      report({ rows, notes: supernets.notes }, args.json);
-    } catch (error) {
-      console.error(`nni-enas: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 2;
-    }
-  },
+    checkSupernetArgs(args);
+    // Loaded here: the controller brings TensorFlow.js, which other commands need not pay for.
+    const { CONTROLLER_BACKEND } = await import('../tuner/controller.js');
+    const supernets = await benchSupernets(supernetOptionsOf(args, ['micro', 'macro', 'rnn'], log));
+    const rows = [
+      ...supernets.rows,
+      ...benchController(CONTROLLER_BACKEND, log),
+      ...benchDefaultTrial(log),
+      ...startupRows(await benchTunerStartup({ starts: 20, busy: DEFAULT_BUSY, repos: [THIS_REPO], python: realPython(), log })),
+    ];
+    report({ rows, notes: supernets.notes }, args.json);
+  }),
 };
 
 export const benchCommand: CommandModule = {
