@@ -11,7 +11,7 @@
  * rewards and runs their batched teacher-forced pass, backward pass and Adam step).
  */
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { BACKENDS, setupBackend, type BackendName } from '../trial/backend.js';
 import { DEFAULT_SPECS } from '../search-spaces/spaces.js';
 import { createController, defaultControllerOptions } from '../tuner/controller.js';

@@ -7,7 +7,7 @@
  * (cpu is a reference backend: its default batch is 4, since its stock kernels take seconds.)
  */
 import { loadavg } from 'node:os';
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { setupBackend } from '../trial/backend.js';
 import { stockKernel, trainingKernelNames } from '../trial/kernels/index.js';

@@ -14,7 +14,7 @@
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import type { MicroGenotype } from '../search-spaces/genotype.js';
 import { decisions, DEFAULT_SPECS, fromTokens, type SpaceSpec } from '../search-spaces/spaces.js';

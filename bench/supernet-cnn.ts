@@ -17,7 +17,7 @@
  * data does not change the cost). Prints a readable report, then one JSON line per space.
  */
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import type { MacroGenotype, MicroGenotype } from '../search-spaces/genotype.js';
 import { decisions, DEFAULT_SPECS, fromTokens } from '../search-spaces/spaces.js';

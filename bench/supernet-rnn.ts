@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import { RNN_ACTIVATIONS, type RnnGenotype } from '../search-spaces/genotype.js';
 import { BACKENDS, setupBackend, type BackendName } from '../trial/backend.js';

@@ -13,7 +13,7 @@
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import type { Genotype } from '../search-spaces/genotype.js';
 import { BACKENDS, setupBackend, type BackendName } from '../trial/backend.js';

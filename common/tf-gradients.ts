@@ -8,8 +8,10 @@
  * "gradient function not found for Add". A kernel that already has a gradient is left alone, so a
  * project-wide registration takes precedence over these.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { backend_util, getGradient, registerGradient, slice_util, util, type GradConfig } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
+
+const { backend_util, getGradient, registerGradient, slice_util, util } = tf;
+type GradConfig = tf.GradConfig;
 
 /*
  * Every gradient must be a tensor of its own, never `dy` itself: the engine disposes a gradient

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { writeFileAtomic } from '../common/files.js';
 import { drawGenotype } from '../search-spaces/draw.js';
 import type { Genotype, MacroGenotype, MicroGenotype, RnnGenotype } from '../search-spaces/genotype.js';

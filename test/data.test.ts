@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Random } from '../common/random.js';
 import { setupBackend } from '../trial/backend.js';
-import { prefetchFiles } from '../trial/data/io.js';
+import { prefetchCorpus, prefetchFiles, takePrefetchedFile } from '../trial/prefetch.js';
+import { readAheadForCommandLine } from '../trial/read-ahead.js';
 import {
   AUGMENT_PRESETS,
   DataError,
@@ -124,6 +125,22 @@ describe('IDX / Fashion-MNIST files', () => {
     const missing = join(dir, 'ahead/none.gz');
     await prefetchFiles([missing]);
     expect(dataError(() => loadIdxImages(missing, files.labels, 'x'))).toBe(`${missing}: not found, expected IDX3 images`);
+  });
+
+  it("starts reading ahead from a trial's command line when it names the dataset, in either option form", async () => {
+    write('cli/train-images-idx3-ubyte.gz', gzipSync(idx(0x803, [3, 2, 3], pixels)));
+    write('cli/train-labels-idx1-ubyte', idx(0x801, [3], labels));
+    const files = fashionMnistFiles(join(dir, 'cli'), 'train');
+    expect(readAheadForCommandLine(['--mode', 'shared'])).toBeUndefined();
+    expect(readAheadForCommandLine(['--mode', 'table', '--dataset', 'fashion-mnist'])).toBeUndefined();
+    for (const args of [
+      ['--mode', 'shared', '--dataset', 'fashion-mnist', '--data-dir', join(dir, 'cli')],
+      ['--dataset=fashion-mnist', `--data-dir=${join(dir, 'cli')}`],
+    ]) {
+      await readAheadForCommandLine(args);
+      expect(takePrefetchedFile(files.images)).toEqual(new Uint8Array(idx(0x803, [3, 2, 3], pixels)));
+      expect(takePrefetchedFile(files.labels)).toEqual(new Uint8Array(idx(0x801, [3], labels)));
+    }
   });
 
   it('names the file and the problem in every error', () => {
@@ -272,6 +289,18 @@ describe('Penn Treebank text', () => {
     expect(loadCorpus(d, 'ptb').vocab).toEqual(corpus.vocab);
   });
 
+  it('parses a corpus ahead on a worker thread: the loader gets the same corpus once, and a corpus the worker could not parse is still reported', async () => {
+    const d = corpusDir('ahead-text', { 'q.train.txt': 'b a\na\n', 'q.valid.txt': 'a\n', 'q.test.txt': 'b\n' });
+    const direct = loadCorpus(d);
+    await prefetchCorpus(d);
+    // Gone from the disk, yet loaded: the corpus came from the worker, and is handed out once.
+    rmSync(join(d, 'q.test.txt'));
+    expect(loadCorpus(d)).toEqual(direct);
+    expect(dataError(() => loadCorpus(d))).toContain(`${join(d, 'q.test.txt')}: not found`);
+    await prefetchCorpus(d);
+    expect(dataError(() => loadCorpus(d))).toContain(`${join(d, 'q.test.txt')}: not found`);
+  });
+
   it('reports unseen words without <unk>, missing files and ambiguous directories', () => {
     const d = corpusDir('nounk', { 'x.train.txt': 'a b\n', 'x.valid.txt': 'a\nb c\n', 'x.test.txt': 'a\n' });
     expect(dataError(() => loadCorpus(d))).toBe(
@@ -329,6 +358,19 @@ describe('splits, subsets, normalisation', () => {
     expect(Array.from(tiny.labels)).toEqual([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
     expect(Array.from(tiny.images.subarray(4 * 4, 5 * 4))).toEqual(Array.from(ds.images.subarray(4 * 4, 5 * 4)));
     expect(tinySubset(ds, 100).count).toBe(35);
+  });
+
+  it('computes the same grey-scale statistics at any byte offset and length (the four-lane histogram)', () => {
+    const bytes = Uint8Array.from({ length: 1031 }, (_, i) => (i * 37 + (i >> 3)) % 256);
+    for (const [start, end] of [[0, 1031], [1, 1030], [2, 7], [3, 4], [6, 9]] as const) {
+      const images = bytes.subarray(start, end);
+      const n = images.length;
+      const mean = images.reduce((a, b) => a + b / 255, 0) / n;
+      const std = Math.sqrt(images.reduce((a, b) => a + (b / 255 - mean) ** 2, 0) / n);
+      const s = channelStats({ ...synthetic(1, 1, 1, 1), images });
+      expect(s.mean[0]).toBeCloseTo(mean, 12);
+      expect(s.std[0]).toBeCloseTo(std, 12);
+    }
   });
 
   it('computes per-channel mean and population std on the [0,1] scale', () => {

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadExperimentConfig, searchSpaceOfConfig } from '../common/nni-config.js';
 import { fromParams, specOfSearchSpace, toTokens, type Params } from '../search-spaces/spaces.js';
-import { GLOBAL_STEP } from '../trial/shared-mode.js';
+import { GLOBAL_STEP } from '../trial/shared-store.js';
 import { loadStore } from '../trial/store.js';
 import { FakeNniManager, type Frame } from './fake-nni-manager.js';
 import { FakeTrialRunner } from './fake-nni-trials.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MACRO_OPS } from '../search-spaces/genotype.js';
 import { DEFAULT_SPECS, fromParams, toTokens, type SpaceSpec } from '../search-spaces/spaces.js';
-import { GLOBAL_STEP } from '../trial/shared-mode.js';
+import { GLOBAL_STEP } from '../trial/shared-store.js';
 import { loadStore } from '../trial/store.js';
 import { fashionTinyDir } from './fashion-tiny.js';
 import { KJV_DIR, randomParams, requireDist, runTrial, TINY_MICRO, type TrialRun } from './trial-helpers.js';

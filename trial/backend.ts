@@ -3,8 +3,13 @@
  * tensorflow (tfjs-node-gpu, then tfjs-node) > wasm > cpu, with a one-line warning per fallback.
  * wasm and cpu get our training kernels (trial/kernels) before first use: without them stock
  * wasm cannot train convolutions or embeddings at all, and both compute wrong pool gradients.
+ *
+ * TensorFlow.js is loaded with require (`import tf = require(…)` in every module, createRequire
+ * here), never with an ESM import: Node would lex each CommonJS bundle imported from ESM for its
+ * export names, 70 ms of every trial's start for tfjs-core and the wasm backend (bench trial-start).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import { createRequire } from 'node:module';
+import tf = require('@tensorflow/tfjs-core');
 import { registerTrainingKernels } from './kernels/index.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
@@ -17,11 +22,12 @@ export interface BackendInfo {
 }
 
 let active: BackendInfo | undefined;
+const requireCommonJs = createRequire(import.meta.url);
 
 async function tryTensorflow(): Promise<string> {
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     try {
-      await import(pkg);
+      requireCommonJs(pkg);
       if (await tf.setBackend('tensorflow')) return pkg;
     } catch {
       // not installed, or its native binary failed to load: try the next one
@@ -31,7 +37,7 @@ async function tryTensorflow(): Promise<string> {
 }
 
 async function tryWasm(): Promise<string> {
-  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const wasm = requireCommonJs('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
   registerTrainingKernels('wasm');
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
@@ -40,7 +46,7 @@ async function tryWasm(): Promise<string> {
 }
 
 async function tryCpu(): Promise<string> {
-  await import('@tensorflow/tfjs-backend-cpu');
+  requireCommonJs('@tensorflow/tfjs-backend-cpu');
   registerTrainingKernels('cpu');
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
   return '@tensorflow/tfjs-backend-cpu';

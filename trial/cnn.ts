@@ -3,7 +3,7 @@
  * the TrainableModel training and evaluation loop, the reference layouts (where the macro network
  * reduces, which micro cells reduce), and genotype checks.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import { MICRO_OPS, type Genotype, type MacroGenotype, type MicroNode } from '../search-spaces/genotype.js';
 import type { Batch, StepStats, TrainableModel } from './model.js';

@@ -12,7 +12,7 @@
  * (TFJS-BACKENDS.md): 1×1 convs as matMuls, channel statistics as global average pools,
  * per-channel affine maps as 1×1 depthwise convs (its broadcasting binary ops are ~10× slower).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import type { StoreTensors } from './store.js';
 import { initialTensor } from './store-tf.js';

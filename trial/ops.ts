@@ -2,7 +2,7 @@
  * The one operation registry (the DARTS `OPS` idea): every supernet and fixed network builds
  * its operations from here, keyed by the names in search-spaces/genotype.ts.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { MacroOp, MicroOp, RnnActivation } from '../search-spaces/genotype.js';
 import {
   BatchNorm,

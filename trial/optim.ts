@@ -3,7 +3,7 @@
  * λ·Σw², and the cosine learning rate with warm restarts at epoch granularity. The supernets and
  * fixed networks call `apply` once per step; whoever drives training picks the lr with `cosineLr`.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { initialTensor } from './store-tf.js';
 import type { StoreTensors } from './store.js';
 

@@ -5,7 +5,7 @@
  * notified, so that the main thread can wait for it synchronously (Atomics.wait +
  * receiveMessageOnPort). The 'apply' request has no answer unless it fails.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { workerData } from 'node:worker_threads';
 import { setupBackend } from './backend.js';
 import {

@@ -34,11 +34,10 @@
  * the whole state is broadcast to every worker. `syncState()` / `pushState()` do the same
  * explicitly.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { existsSync } from 'node:fs';
+import tf = require('@tensorflow/tfjs-core');
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { compiledModuleUrl } from '../common/compiled-module.js';
 import type { Genotype } from '../search-spaces/genotype.js';
 import { BACKENDS, type BackendName } from './backend.js';
 import type { Batch, StepStats, TrainableModel } from './model.js';
@@ -137,15 +136,6 @@ import(workerData.url).catch((error) => {
 });
 `;
 
-function workerUrl(): URL {
-  const here = new URL('./parallel-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  // Running from TypeScript sources (vitest): use the compiled worker in dist/.
-  const compiled = new URL('../dist/trial/parallel-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(compiled))) return compiled;
-  throw new Error(`cannot find the data-parallel worker (${fileURLToPath(here)}); run tsc first`);
-}
-
 /** Sizes of `parts` contiguous shards of `n` rows, the first ones one larger; empty shards dropped. */
 export function shardSizes(n: number, parts: number): number[] {
   const sizes: number[] = [];
@@ -222,7 +212,7 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
     this.workers = Math.max(1, Math.floor(options.workers ?? Math.min(2, availableParallelism())));
     const current = tf.getBackend() as BackendName | undefined;
     const backend = options.backend ?? (current && (BACKENDS as readonly string[]).includes(current) ? current : 'wasm');
-    const url = options.workerModule ?? workerUrl();
+    const url = options.workerModule ?? compiledModuleUrl('./parallel-worker.js', import.meta.url);
     for (let index = 0; index < this.workers; index++) {
       const { port1, port2 } = new MessageChannel();
       // Word 0: bumped after every answer; word 1: set when the worker thread exits.

@@ -15,7 +15,7 @@
  * Layout: a window's T·B positions are time-major (row t·B + b is batch row b at step t), so a
  * time step is a contiguous block of B rows.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { Random } from '../common/random.js';
 import { RNN_ACTIVATIONS, rnnLooseEnds, type RnnActivation, type RnnGenotype } from '../search-spaces/genotype.js';
 import type { Batch, StepStats, TrainableModel } from './model.js';

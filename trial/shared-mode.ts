@@ -19,21 +19,12 @@
  * unaffected: it counts steps taken, as the reference's does. Reward batches advance by V per committed trial, so trials loading the same
  * version are scored on the same images, a like-for-like comparison.
  */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { commitUpdate, initStore, loadStore, MANIFEST_FILE, type StoreTensor, type StoreTensors } from './store.js';
+import { commitUpdate, initStore, type StoreTensor, type StoreTensors } from './store.js';
+import { GLOBAL_STEP, loadSharedStore, nonFiniteTensor } from './shared-store.js';
 import { checkStateLayout, readModelState } from './store-tf.js';
 import type { StepStats } from './model.js';
 import { seconds } from './outputs.js';
 import type { RunContext, Task } from './task.js';
-
-/** The store tensor counting training steps taken by all trials. */
-export const GLOBAL_STEP = 'trial/global_step';
-
-/** --store, else runs/nni-<experiment id>/store (standalone: runs/standalone/store) under the trial's working directory, NNI's trialCodeDirectory. */
-export function defaultStoreDir(explicit: string | undefined, env: NodeJS.ProcessEnv, cwd = process.cwd()): string {
-  return resolve(cwd, explicit ?? join('runs', env.NNI_EXP_ID ? `nni-${env.NNI_EXP_ID}` : 'standalone', 'store'));
-}
 
 const stepTensor = (step: number): StoreTensor => ({ shape: [], data: Int32Array.of(step) });
 
@@ -42,26 +33,24 @@ function storeTensors(state: ReturnType<typeof readModelState>, step: number): S
   return new Map([...state, [GLOBAL_STEP, stepTensor(step)]]);
 }
 
-/** The first tensor holding a NaN or ±Infinity, if any. */
-function nonFiniteTensor(tensors: StoreTensors): string | undefined {
-  for (const [name, { data }] of tensors) for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return name;
-  return undefined;
-}
-
 /** Every S/4 steps, so NNI's chart gets a few points per trial without a PUT per step. */
 const reportEvery = (steps: number): number => Math.max(1, Math.ceil(steps / 4));
 
-export async function runShared(context: RunContext, task: Task, storeDir: string): Promise<void> {
+/** Runs the trial on the store in `storeDir`, `loaded` already (main.ts reads it while the data loads) or not. */
+export async function runShared(context: RunContext, task: Task, storeDir: string, loaded = loadSharedStore(storeDir)): Promise<void> {
   const { options, architecture, metrics, print, phases } = context;
   const { genotype } = architecture;
-  // A store of another model is refused by its description, before any tensor is compared.
   const description = task.supernetDescription;
-  if (!existsSync(join(storeDir, MANIFEST_FILE))) {
+  let store = loaded;
+  if (!store) {
     const initial = task.createSupernet();
     await initStore(storeDir, storeTensors(readModelState(initial.state), 0), { model: description });
     initial.dispose();
+    store = loadSharedStore(storeDir)!;
+    phases.end('store load');
   }
-  const snapshot = loadStore(storeDir);
+  const { snapshot, weights } = store;
+  // A store of another model is refused by its description, before any tensor is compared.
   if (JSON.stringify(snapshot.meta.model) !== JSON.stringify(description))
     throw new Error(
       `weight store ${storeDir} holds ${JSON.stringify(snapshot.meta.model ?? 'no nni-enas supernet')}, ` +
@@ -69,12 +58,6 @@ export async function runShared(context: RunContext, task: Task, storeDir: strin
     );
   const step = snapshot.tensors.get(GLOBAL_STEP)?.data[0];
   if (step === undefined) throw new Error(`weight store ${storeDir} has no ${GLOBAL_STEP} tensor`);
-  const weights = new Map(snapshot.tensors);
-  weights.delete(GLOBAL_STEP);
-  // A NaN does not always show in the loss (ReLU maps it to 0 on wasm), so the weights themselves are checked.
-  const poisoned = nonFiniteTensor(weights);
-  if (poisoned) throw new Error(`weight store ${storeDir} holds non-finite values in "${poisoned}" (training diverged): delete that directory to start over`);
-  phases.end('store load');
   // Built from the stored weights: the seeded init they replace is never computed.
   const model = task.createSupernet(weights);
   checkStateLayout(model.state, weights, `use weight store ${storeDir}`, 'the store');

@@ -1,7 +1,7 @@
 /*
  * Glue between a model's state (TrainableModel.state) and the weight store's named typed arrays.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { layoutMismatch, type StoreTensor, type StoreTensors, type TensorDtype } from './store.js';
 
 function storableDtype(name: string, variable: tf.Variable): TensorDtype {

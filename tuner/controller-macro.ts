@@ -2,7 +2,7 @@
  * The macro (whole-network) controller: per layer an op, then one skip bit per earlier layer
  * chosen by attention (ENAS.md §2 "Macro token order", §1a).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { SpaceSpec } from '../search-spaces/spaces.js';
 import type { ControllerOptions } from './controller.js';
 import { Anchors, attentionControllerParams, chooseEach, type SpacePolicy } from './controller-network.js';

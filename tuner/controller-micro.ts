@@ -3,7 +3,7 @@
  * normal cell first, then the reduce cell continuing the LSTM state (ENAS.md §2 "Micro token
  * order", §1b).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { SpaceSpec } from '../search-spaces/spaces.js';
 import type { ControllerOptions } from './controller.js';
 import { Anchors, attentionControllerParams, chooseEach, type ControllerNet, type LstmState, type Rollout, type SpacePolicy } from './controller-network.js';

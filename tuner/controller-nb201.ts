@@ -4,7 +4,7 @@
  * own softmax head and op embedding; the first step reads g_emb, later steps the previous edge's
  * embedding.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { NB201_EDGES } from '../search-spaces/genotype.js';
 import type { SpaceSpec } from '../search-spaces/spaces.js';
 import type { ControllerOptions } from './controller.js';

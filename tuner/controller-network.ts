@@ -8,7 +8,7 @@
  * observed sequences and builds the loss terms. Sampling and the trained log-probabilities
  * therefore cannot disagree. Every tensor carries the batch as its first axis (1 when sampling).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { Random } from '../common/random.js';
 
 /** A 2-D parameter; initialised U(±0.1) as in the reference (ENAS.md §2) unless `init` is given. */

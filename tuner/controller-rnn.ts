@@ -3,7 +3,7 @@
  * penalty, then an activation (ENAS.md §2 "PTB token order", §1c). It follows E's
  * ptb_enas_controller, with the LSTM-state fix of melodyguan/enas#27 (ENAS.md §6 #2).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { SpaceSpec } from '../search-spaces/spaces.js';
 import type { ControllerOptions } from './controller.js';
 import { Anchors, attentionControllerParams, chooseEach, type SpacePolicy } from './controller-network.js';

@@ -10,7 +10,7 @@
  * between a proposal and its reward, the estimate is slightly off-policy: the tokens were sampled
  * under the previous θ. The reference samples and scores in one graph, so there it is on-policy.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import { compileChecker, ValidationError } from '../common/validate.js';
 import { decisions, fromTokens, type SpaceSpec } from '../search-spaces/spaces.js';

@@ -5,7 +5,7 @@
  * Batches are built in plain typed arrays; tensors are made only in `next()`, and callers
  * dispose them.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../../common/random.js';
 import type { Batch } from '../model.js';
 import { augmentImage, checkAugment, drawAugment, type AugmentOptions } from './augment.js';

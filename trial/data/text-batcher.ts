@@ -5,7 +5,7 @@
  * windows in order so the model can carry its hidden state from one to the next; an epoch has
  * ⌊(L−1)/T⌋ windows (PTB train, B=20, T=35: 1327). Rewards use one random window (ENAS.md §2).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { Random } from '../../common/random.js';
 import type { Batch } from '../model.js';
 import { advance, checkPosition, type BatcherPosition } from './position.js';

@@ -6,6 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBytes } from './io.js';
+import { takePrefetchedCorpus } from '../prefetch.js';
 import { DataError, type Corpus } from './types.js';
 
 export const EOS = '<eos>';
@@ -65,7 +66,11 @@ function findPrefix(dir: string): string {
  * (so both ptb.*.txt and kjv.*.txt work). The vocabulary comes from the training file alone;
  * unseen valid/test words become <unk>, or are an error if the vocabulary has none.
  */
-export function loadCorpus(dir: string, prefix = findPrefix(dir)): Corpus {
+export function loadCorpus(dir: string, prefix?: string): Corpus {
+  return (prefix === undefined && takePrefetchedCorpus(dir)) || loadCorpusFiles(dir, prefix ?? findPrefix(dir));
+}
+
+function loadCorpusFiles(dir: string, prefix: string): Corpus {
   const trainPath = join(dir, `${prefix}.train.txt`);
   const trainLines = readLines(trainPath);
   if (trainLines.every((l) => l.length === 1)) throw new DataError(trainPath, `no words, expected ${EXPECTED}`);

@@ -7,7 +7,7 @@
  * as plain convs, has no pooling branches, and orders the ops pre-activation. Here every op is
  * the registry's, the same body the supernet searched with.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { MacroGenotype } from '../../search-spaces/genotype.js';
 import { checkMacroGenotype, ImageClassifier, lazy, macroPoolLayers, type ClassifierConfig, type ForwardResult } from '../cnn.js';
 import {

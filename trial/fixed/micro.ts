@@ -5,7 +5,7 @@
  * cell input at stride 2, identity becoming FR), drop-path on non-identity ops, and the plain
  * channel concat of the loose ends. Aux head after the cell following the last reduction.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { microLooseEnds, type MicroGenotype, type MicroNode } from '../../search-spaces/genotype.js';
 import { checkMicroArc, ImageClassifier, microReductionCells, type ForwardResult, type MicroLayoutConfig } from '../cnn.js';
 import {

@@ -6,7 +6,7 @@
  * E are the supernet's (trial/supernet/rnn.ts): mean-per-token loss, output mask applied, word
  * dropout per (row, word type).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../../common/random.js';
 import type { RnnGenotype } from '../../search-spaces/genotype.js';
 import {

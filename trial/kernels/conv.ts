@@ -7,7 +7,7 @@
  * conv at batch 64, ten times the forward conv).
  * cpu: the filter gradient as a direct loop; stock cpu's takes tens of seconds at training sizes.
  */
-import { Conv2DBackpropFilter, Conv2DBackpropInput } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type {
   Conv2DBackpropFilterAttrs,
   Conv2DBackpropInputAttrs,
@@ -25,6 +25,8 @@ import { requireStockKernel } from './registry.js';
 import { channelsToBatch, swapLastAxes } from './transpose.js';
 import { reshaped, wasmKernel } from './wasm-backend.js';
 import type { WasmScope } from './wasm-backend.js';
+
+const { Conv2DBackpropFilter, Conv2DBackpropInput } = tf;
 
 /** A 1×1 conv without padding is a matmul over the pixels of its strided grid. */
 function isPointwise(g: ConvGeometry): boolean {

@@ -6,7 +6,7 @@
  * becomes a depthwise conv of the backend (flipped filter), the filter gradient a plain-JS loop.
  * cpu: the filter gradient as a direct loop; stock cpu's takes seconds at training sizes.
  */
-import { DepthwiseConv2dNativeBackpropFilter, DepthwiseConv2dNativeBackpropInput } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type {
   DepthwiseConv2dNativeBackpropFilterAttrs,
   DepthwiseConv2dNativeBackpropInputAttrs,
@@ -43,6 +43,8 @@ import { wasmKernel } from './wasm-backend.js';
 import type { WasmScope } from './wasm-backend.js';
 import { GEOMETRY_PARAMS, runOnTensors, simdLoop, tapColumns } from './wasm-simd.js';
 import type { SimdLoop, SimdLoopDefinition } from './wasm-simd.js';
+
+const { DepthwiseConv2dNativeBackpropFilter, DepthwiseConv2dNativeBackpropInput } = tf;
 
 /** Widest filter the SIMD loops take: a row of taps is kept in registers. */
 const MAX_SIMD_FILTER_WIDTH = 8;

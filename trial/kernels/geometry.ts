@@ -3,7 +3,7 @@
  * tfjs passes to a kernel into a forward-pass geometry (tfjs's own conv_util, so padding and
  * rounding agree with the forward kernels) and checks the cases these kernels support.
  */
-import { backend_util } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { Conv2DBackpropFilterAttrs, DepthwiseConv2dNativeBackpropFilterAttrs } from '@tensorflow/tfjs-core';
 
 export type Shape4 = [number, number, number, number];
@@ -35,7 +35,7 @@ export interface ConvGeometry {
   padLeft: number;
 }
 
-function fromConvInfo(info: backend_util.Conv2DInfo): ConvGeometry {
+function fromConvInfo(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   return {
     batch: info.batchSize,
     inHeight: info.inHeight,
@@ -68,7 +68,7 @@ export function convGeometry(
   dataFormat: 'NHWC' | 'NCHW',
 ): ConvGeometry {
   if (dataFormat !== 'NHWC') throw new Error(`${kernelName}: only NHWC is supported, got ${dataFormat}`);
-  const info = backend_util.computeConv2DInfo(inputShape, filterShape, strides, 1, pad, dimRoundingMode, false);
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, strides, 1, pad, dimRoundingMode, false);
   return fromConvInfo(info);
 }
 
@@ -82,7 +82,7 @@ export function depthwiseGeometry(
   if (filterShape[3] !== 1)
     throw new Error(`${kernelName}: only channel multiplier 1 is supported, got ${filterShape[3]}`);
   if (!isOne(attrs.dilations)) throw new Error(`${kernelName}: only dilation 1 is supported`);
-  const info = backend_util.computeConv2DInfo(
+  const info = tf.backend_util.computeConv2DInfo(
     inputShape,
     filterShape,
     attrs.strides,
@@ -102,7 +102,7 @@ export function poolGeometry(
   pad: Padding,
   dimRoundingMode?: Rounding,
 ): ConvGeometry {
-  return fromConvInfo(backend_util.computePool2DInfo(inputShape, filterSize, strides, 1, pad, dimRoundingMode));
+  return fromConvInfo(tf.backend_util.computePool2DInfo(inputShape, filterSize, strides, 1, pad, dimRoundingMode));
 }
 
 /**
@@ -142,7 +142,7 @@ export function filterGradPadding(g: ConvGeometry): Padding4 & { extraRows: numb
 }
 
 /** tfjs's explicit-padding attribute for an NHWC conv. */
-export function explicitPadding(p: Padding4): backend_util.ExplicitPadding {
+export function explicitPadding(p: Padding4): tf.backend_util.ExplicitPadding {
   return [
     [0, 0],
     [p.top, p.bottom],

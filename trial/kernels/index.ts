@@ -4,7 +4,7 @@
  * wrong, the slow paths it routes badly, and the cpu gradients too slow even for tests.
  * tfjs-node needs none of them.
  */
-import { getKernel } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { convKernels } from './conv.js';
 import { depthwiseKernels } from './depthwise.js';
@@ -12,6 +12,8 @@ import { matMulKernels } from './matmul.js';
 import { poolKernels } from './pool.js';
 import { replaceKernel } from './registry.js';
 import { segmentKernels } from './segment.js';
+
+const { getKernel } = tf;
 
 export { stockKernel } from './registry.js';
 

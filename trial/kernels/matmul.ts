@@ -7,7 +7,7 @@
  * packs nothing on every call, and a·b with a tall a and a small b (pointwise convs over all
  * pixels; skinny-matmul.ts).
  */
-import { BatchMatMul } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { BatchMatMulAttrs, KernelConfig } from '@tensorflow/tfjs-core';
 import { simdTransposedProduct } from './filter-grad.js';
 import { input } from './layout.js';
@@ -15,6 +15,8 @@ import { requireStockKernel } from './registry.js';
 import { simdSkinnyProduct } from './skinny-matmul.js';
 import { swapLastAxes } from './transpose.js';
 import { wasmKernel } from './wasm-backend.js';
+
+const { BatchMatMul } = tf;
 
 const batchMatMulWasm = wasmKernel<BatchMatMulAttrs>((inputs, attrs, scope) => {
   const a = input(inputs, 'a');

@@ -8,7 +8,7 @@
  *   by the same count as the forward pass, so it is the true gradient. On wasm it is dy/count
  *   fed to the depthwise input gradient (depthwise.ts) with a filter of ones; a JS loop on cpu.
  */
-import { AvgPoolGrad, MaxPoolGrad } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { AvgPoolGradAttrs, KernelConfig, MaxPoolGradAttrs, TensorInfo } from '@tensorflow/tfjs-core';
 import { cpuKernel } from './cpu-backend.js';
 import { depthwiseInputGrad } from './depthwise.js';
@@ -49,6 +49,8 @@ import type { Local } from './wasm-asm.js';
 import { wasmKernel } from './wasm-backend.js';
 import { GEOMETRY_PARAMS, heapAddress, runOnTensors, simdLoop } from './wasm-simd.js';
 import type { SimdLoopDefinition } from './wasm-simd.js';
+
+const { AvgPoolGrad, MaxPoolGrad } = tf;
 
 /** Rows (or columns) of the input under pooling window `index`, clipped to the input. */
 function windowSpan(index: number, stride: number, pad: number, size: number, extent: number): [number, number] {

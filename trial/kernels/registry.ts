@@ -2,8 +2,10 @@
  * Registers replacement kernels while keeping the stock ones reachable: a replacement may hand
  * the cases it does not improve back to the stock kernel, and tests and benchmarks compare the two.
  */
-import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { KernelConfig } from '@tensorflow/tfjs-core';
+
+const { getKernel, registerKernel, unregisterKernel } = tf;
 
 const stockKernels = new Map<string, KernelConfig>();
 const ours = new Set<KernelConfig>();

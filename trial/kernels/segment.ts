@@ -3,11 +3,13 @@
  * Stock wasm has none; stock cpu's costs O(numSegments·N·D) (≈340 s for a 10000×200 embedding
  * and 1120 tokens). Ours is one O(N·D) scatter-add into zeros.
  */
-import { UnsortedSegmentSum, util } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { KernelConfig, TensorInfo, UnsortedSegmentSumAttrs } from '@tensorflow/tfjs-core';
 import { cpuKernel } from './cpu-backend.js';
 import { input } from './layout.js';
 import { wasmKernel } from './wasm-backend.js';
+
+const { UnsortedSegmentSum, util } = tf;
 
 type Values = Float32Array | Int32Array;
 

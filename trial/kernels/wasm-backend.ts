@@ -3,9 +3,11 @@
  * XNNPACK) forward kernels directly, as its kernels do among themselves, and read or write
  * tensors in place on the wasm heap. A WasmScope frees every intermediate when the kernel ends.
  */
-import { getKernel, util } from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import type { backend_util } from '@tensorflow/tfjs-core';
 import type { DataId, DataType, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+
+const { getKernel, util } = tf;
 
 type Padding = 'same' | 'valid' | backend_util.ExplicitPadding;
 

@@ -12,7 +12,7 @@
  * `weightSharing: 'per-node'` (a deviation, NNI's legacy ENAS example) gives each pool point one
  * factorized reduction for every tensor of the history instead of one per tensor.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { MACRO_OPS, type MacroGenotype, type MacroOp } from '../../search-spaces/genotype.js';
 import { checkMacroGenotype, ImageClassifier, lazy, macroPoolLayers, type ClassifierConfig, type ForwardResult } from '../cnn.js';
 import { BatchNorm, BN_DECAY, chain, Conv, FactorizedReduction, globalAvgPool, Linear, sum, type BatchNormOptions, type Pass, type Stage } from '../nn.js';

@@ -13,7 +13,7 @@
  * `weightSharing: 'per-node'` (a deviation, NNI's legacy ENAS example) drops the input-node
  * index: one set per (node, slot, op), read whichever input the op is applied to.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { MICRO_OPS, microLooseEnds, type MicroGenotype, type MicroNode, type MicroOp } from '../../search-spaces/genotype.js';
 import { checkMicroArc, ImageClassifier, microReductionCells, type ForwardResult, type MicroLayoutConfig } from '../cnn.js';
 import {

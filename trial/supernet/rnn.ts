@@ -31,7 +31,7 @@
  *   the search space's op list, whatever it is;
  * - fixed: word dropout draws once per (row, word type); see sampleMasks.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../../common/random.js';
 import { RNN_ACTIVATIONS, type RnnActivation, type RnnGenotype } from '../../search-spaces/genotype.js';
 import {
