@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // TensorFlow.js work is CPU-bound on a 2-core machine: one worker per core, generous timeouts.
     pool: 'forks',
     maxWorkers: 2,

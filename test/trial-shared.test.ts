@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MACRO_OPS } from '../search-spaces/genotype.js';
 import { DEFAULT_SPECS, fromParams, toTokens, type SpaceSpec } from '../search-spaces/spaces.js';
-import { GLOBAL_STEP } from '../trial/shared-store.js';
+import { GLOBAL_STEP, nonFiniteTensor } from '../trial/shared-store.js';
 import { loadStore } from '../trial/store.js';
 import { fashionTinyDir } from './fashion-tiny.js';
 import { KJV_DIR, randomParams, requireDist, runTrial, TINY_MICRO, type TrialRun } from './trial-helpers.js';
@@ -23,6 +23,18 @@ function expectSucceeded(run: TrialRun): void {
   expect(run.code, run.stderr).toBe(0);
   expect(run.stderr).toBe('');
 }
+
+describe('non-finite weights', () => {
+  it('finds NaN and ±Infinity in float32 tensors by their bits, and nothing in finite or int32 ones', () => {
+    const tensor = (data: Float32Array | Int32Array) => ({ shape: [data.length], data });
+    const finite = Float32Array.of(0, -0, 3.4028234663852886e38, -3.4028234663852886e38, 1.4e-45, 1);
+    expect(nonFiniteTensor(new Map([['a', tensor(finite)], ['step', tensor(Int32Array.of(0x7f800000, -1))]]))).toBeUndefined();
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const data = Float32Array.of(1, 2, bad);
+      expect(nonFiniteTensor(new Map([['a', tensor(finite)], ['b', tensor(data.subarray(1))]]))).toBe('b');
+    }
+  });
+});
 
 describe('shared mode', () => {
   it('micro: initialises the store, then each trial scores, trains S steps and commits once; writes the architecture files', async () => {
