@@ -1,10 +1,38 @@
 /*
  * Crash-safe file writes: a reader sees either the old file or the new one, never a torn one.
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 
-/** Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir. */
+/** Whether process `pid` is alive (or not ours to signal, which also means alive). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Removes the temp files of `path` that a killed writer left: their names carry the writer's
+ * pid, and only those of processes that no longer exist are touched, so a concurrent writer's
+ * file is never removed.
+ */
+function sweepStaleTemps(dir: string, name: string): void {
+  const prefix = `.${name}.`;
+  for (const entry of readdirSync(dir)) {
+    if (!entry.startsWith(prefix) || !entry.endsWith('.tmp')) continue;
+    const [pid, time, ...rest] = entry.slice(prefix.length, -'.tmp'.length).split('.');
+    if (rest.length || !/^\d+$/.test(pid!) || !/^\d+$/.test(time ?? '')) continue;
+    if (!processAlive(Number(pid))) rmSync(join(dir, entry), { force: true });
+  }
+}
+
+/**
+ * Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir;
+ * then removes the temp files of writers killed before their rename.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
@@ -25,4 +53,5 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   } finally {
     closeSync(dirFd);
   }
+  sweepStaleTemps(dir, basename(path));
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
@@ -18,6 +18,7 @@ import {
   type StoreTensor,
   type StoreTensors,
 } from '../trial/store.js';
+import { writeFileAtomic } from '../common/files.js';
 import { assignModelState, readModelState } from '../trial/store-tf.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -185,6 +186,21 @@ describe('weight store on disk', () => {
     expect(final.version).toBe(4);
     expectBitExact(final.tensors, addTo(tensors, 7, 7));
     expect(readdirSync(dir).sort()).toEqual([MANIFEST_FILE, readStoreManifest(dir).dataFile].sort());
+  });
+});
+
+describe('atomic writes', () => {
+  it('remove the temp files of writers that died before their rename, and no one else\'s', () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const stale = `.state.json.${dead}.1700000000000.tmp`;
+    const live = `.state.json.${process.pid}.1700000000001.tmp`;
+    const other = `.other.json.${dead}.1700000000002.tmp`;
+    for (const name of [stale, live, other]) writeFileSync(join(dir, name), 'partial');
+    writeFileAtomic(join(dir, 'state.json'), '{}');
+    expect(readdirSync(dir).sort()).toEqual([live, other, 'state.json'].sort());
+    expect(readFileSync(join(dir, 'state.json'), 'utf8')).toBe('{}');
   });
 });
 

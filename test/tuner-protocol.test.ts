@@ -437,6 +437,27 @@ describe('tuner protocol', () => {
     expect(log.lines.at(-1)).toMatch(/^ERROR could not \(re\)connect to the NNI manager at ws:\/\/127\.0\.0\.1:9\/tuner/);
   });
 
+  it('on resume, a warm-up trial that ended while the tuner was down is matched to its proposal by architecture and stays out of the controller', async () => {
+    const warmup = { trials: 2, seed: 5 };
+    const first = await session({ trialConcurrency: 2 }, { warmup });
+    const proposals = (await first.manager.waitForTuner('TR', 2)).map((f) => JSON.parse(f.content!) as { parameter_id: number; parameters: unknown });
+    await stop(first);
+    const dir = first.manager.experimentDir;
+    // Both warm-up trials finished while no tuner ran: FD brings their rewards back, without parameter ids.
+    const imported = proposals.map((p, i) => ({ parameter: p.parameters, value: String(0.6 + i / 10), trialJobId: `Wu${i}` }));
+    const second = await session({ trialConcurrency: 1, mode: 'resume', experimentDir: dir, imported, recovered: [] }, { warmup });
+    await second.manager.waitForTuner('TR', 1);
+    expect(second.log.lines).toContain('INFO reward 0.6 for warm-up parameter 0 (trial Wu0) recorded, not used');
+    expect(second.log.lines).toContain('INFO reward 0.7 for warm-up parameter 1 (trial Wu1) recorded, not used');
+    expect(second.strategies[0]!.observations).toEqual([]);
+    await stop(second);
+    const saved = JSON.parse(readFileSync(join(dir, 'checkpoint', CHECKPOINT_FILE), 'utf8')) as Checkpoint;
+    expect(saved.history.map((r) => [r.parameterId, r.trialJobId])).toEqual([
+      [0, 'Wu0'],
+      [1, 'Wu1'],
+    ]);
+  });
+
   it('resumes from its checkpoint: ids continue, history is kept, FD counts each reward once, AD trials still score', async () => {
     // First run: ids 0, 1 proposed; id 0 rewarded; the experiment stops with id 1 still running.
     const first = await session({ trialConcurrency: 2 });

@@ -418,10 +418,25 @@ export class Tuner {
         skipped++;
         continue;
       }
-      this.feed({ parameterId: null, trialJobId: trial.trialJobId ?? null, source: trial.trialJobId ? 'trial' : 'imported', tokens, reward });
+      // A trial that ended while the tuner was down comes back without its parameter id. If its
+      // architecture is that of an outstanding warm-up proposal, it answers that one and stays out
+      // of the controller as a live warm-up metric would. (Only warm-up proposals are matched: their
+      // uniform architectures are not the controller's, whose repeats could be mistaken for each other.)
+      const parameterId = this.replaying && trial.trialJobId ? this.claimWarmupProposal(tokens) : null;
+      this.feed({ parameterId, trialJobId: trial.trialJobId ?? null, source: trial.trialJobId ? 'trial' : 'imported', tokens, reward });
       fed++;
     }
     this.log.info(`FD: ${trials.length} trials: ${fed} fed to the controller, ${skipped} already in the checkpoint, ${ignored} ignored`);
+  }
+
+  /** Removes and returns the lowest outstanding warm-up parameter id proposed with `tokens`, if any. */
+  private claimWarmupProposal(tokens: readonly number[]): number | null {
+    const key = tokens.join(',');
+    const ids = [...this.outstanding].filter(([id, proposed]) => this.inWarmup(id) && proposed.join(',') === key).map(([id]) => id);
+    if (!ids.length) return null;
+    const id = Math.min(...ids);
+    this.outstanding.delete(id);
+    return id;
   }
 
   private recoverTrials(trials: TrialParameters[]): void {
