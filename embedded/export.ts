@@ -19,6 +19,8 @@ import { MacroFixedNet, type MacroFixedConfig } from '../trial/fixed/macro.js';
 import { MicroFixedNet, type MicroFixedConfig } from '../trial/fixed/micro.js';
 import { FixedRnn, type FixedRnnConfig } from '../trial/fixed/rnn.js';
 import type { Batch, StepStats, TrainableModel } from '../trial/model.js';
+import { HostTensor } from '../trial/optim.js';
+import { assignState } from '../trial/store-tf.js';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
@@ -84,7 +86,8 @@ export async function exportModel(
   preprocessing: Preprocessing,
   training: Record<string, unknown>,
 ): Promise<string[]> {
-  const named = [...model.state].filter(([name]) => isExported(name)).map(([name, tensor]) => ({ name, tensor }));
+  // Optimizer slots (HostTensors, named …/momentum) are not part of an exported model.
+  const named = [...model.state].flatMap(([name, tensor]) => (isExported(name) && !(tensor instanceof HostTensor) ? [{ name, tensor }] : []));
   const { data, specs } = await tf.io.encodeWeights(named);
   const architecture = { spec, genotype, parameters: toParams(genotype, spec), tokens: toTokens(genotype, spec) };
   const manifest: ModelJson = {
@@ -149,7 +152,7 @@ export function loadExportedModel(dir: string): ExportedModel {
       const value = tensors[name]!;
       if (JSON.stringify(value.shape) !== JSON.stringify(variable.shape))
         throw new Error(`${path}: weight ${name} has shape [${value.shape}], the network needs [${variable.shape}]`);
-      variable.assign(value);
+      assignState(variable, value.dataSync<'float32' | 'int32'>());
     }
     tf.dispose(Object.values(tensors));
   } catch (error) {

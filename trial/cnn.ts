@@ -6,7 +6,7 @@
 import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import { MICRO_OPS, type Genotype, type MacroGenotype, type MicroNode } from '../search-spaces/genotype.js';
-import type { Batch, StepStats, TrainableModel } from './model.js';
+import type { Batch, StateTensor, StepStats, TrainableModel } from './model.js';
 import { Constants, Pass, Scope, VariableStore } from './nn.js';
 import { NesterovMomentum } from './optim.js';
 import type { StoreTensors } from './store.js';
@@ -63,7 +63,7 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
   protected readonly rng: Random;
   private readonly constants = new Constants();
   private readonly optimizer: NesterovMomentum;
-  private readonly stateMap = new Map<string, tf.Variable>();
+  private readonly stateMap = new Map<string, StateTensor>();
   private trainables: tf.Variable[] = [];
   /** State name of each variable, by tf.Variable name (the keys of tf.variableGrads). */
   private readonly stateNames = new Map<string, string>();
@@ -83,7 +83,7 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
     this.optimizer = new NesterovMomentum({ l2: config.l2 });
   }
 
-  get state(): ReadonlyMap<string, tf.Variable> {
+  get state(): ReadonlyMap<string, StateTensor> {
     return this.stateMap;
   }
 
@@ -93,11 +93,11 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
 
   /** Adds the optimizer slots; the state is complete afterwards. */
   protected seal(): void {
-    const slots = this.optimizer.addSlots(this.store.variables, this.store.initial);
-    for (const [name, variable] of [...this.store.variables, ...slots]) {
+    for (const [name, variable] of this.store.variables) {
       this.stateMap.set(name, variable);
       this.stateNames.set(variable.name, name);
     }
+    for (const [name, slot] of this.optimizer.addSlots(this.store.variables, this.store.initial)) this.stateMap.set(name, slot);
     this.trainables = [...this.store.variables.values()].filter((v) => v.trainable);
   }
 
@@ -149,7 +149,7 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
     // TF reference, where L2 and momentum also update every unchosen shared weight each step.
     const byKey: [string, Float32Array][] = [];
     for (const [name, grad] of grads) {
-      const variable = this.stateMap.get(name);
+      const variable = this.store.variables.get(name);
       if (!variable) throw new Error(`gradient for an unknown state name (${name})`);
       byKey.push([variable.name, grad]);
     }

@@ -6,6 +6,10 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Random } from '../common/random.js';
 import type { Genotype } from '../search-spaces/genotype.js';
+import type { HostTensor } from './optim.js';
+
+/** One tensor of a model's state: a backend variable, or an optimizer slot kept on the host. */
+export type StateTensor = tf.Variable | HostTensor;
 
 /** A minibatch. Images: x [B,H,W,C] float32, y [B] int32. Text: x [B,T] int32 token ids, y [B,T] int32 next tokens. */
 export interface Batch {
@@ -31,7 +35,7 @@ export interface TrainableModel<G extends Genotype = Genotype> {
    * Every tensor that makes up the model's state, each with a unique, stable name: weights,
    * optimiser slots and batch-norm moving statistics. This is exactly what the weight store saves.
    */
-  readonly state: ReadonlyMap<string, tf.Variable>;
+  readonly state: ReadonlyMap<string, StateTensor>;
   /**
    * The model's stream of random draws (dropout and drop-path masks), so that a checkpoint can
    * save and restore it and a resumed run draws the same masks as an uninterrupted one.

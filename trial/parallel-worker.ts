@@ -8,6 +8,8 @@
 import tf = require('@tensorflow/tfjs-core');
 import { workerData } from 'node:worker_threads';
 import { setupBackend } from './backend.js';
+import { HostTensor } from './optim.js';
+import { assignState } from './store-tf.js';
 import {
   buildFromRecipe,
   pack,
@@ -48,7 +50,7 @@ async function main(init: WorkerInit): Promise<void> {
     return;
   }
   // Variables whose value the forward pass assigns (BN moving statistics, the step counter).
-  const assignedInForward = [...model.state].filter(([, v]) => !v.trainable);
+  const assignedInForward = [...model.state].filter((entry): entry is [string, tf.Variable] => !entry[1].trainable && !(entry[1] instanceof HostTensor));
   let applyMs = 0;
   let applyCpuMs = 0;
 
@@ -85,12 +87,7 @@ async function main(init: WorkerInit): Promise<void> {
           const start = performance.now();
           const cpuStart = threadCpuMs();
           model.applyGradients(new Map(unpack(request.grads)), request.lr);
-          for (const [name, values] of unpack(request.moving)) {
-            const variable = model.state.get(name)!;
-            const value = tf.tensor(values, variable.shape, variable.dtype);
-            variable.assign(value);
-            value.dispose();
-          }
+          for (const [name, values] of unpack(request.moving)) assignState(model.state.get(name)!, values);
           applyMs = performance.now() - start;
           applyCpuMs = threadCpuMs() - cpuStart;
           break;
@@ -108,9 +105,9 @@ async function main(init: WorkerInit): Promise<void> {
         case 'read': {
           const state: StateEntry[] = [...model.state].map(([name, v]) => ({
             name,
-            shape: v.shape,
+            shape: [...v.shape],
             dtype: v.dtype as 'float32' | 'int32',
-            data: v.dataSync<'float32' | 'int32'>().slice(),
+            data: (v.dataSync() as Float32Array | Int32Array).slice(),
           }));
           post({ seq: request.seq, op: 'state', state, random: model.random.state }, state.map((e) => e.data.buffer as ArrayBuffer));
           break;
@@ -119,9 +116,7 @@ async function main(init: WorkerInit): Promise<void> {
           for (const entry of request.state) {
             const variable = model.state.get(entry.name);
             if (!variable) throw new Error(`no state variable ${entry.name}`);
-            const value = tf.tensor(entry.data, entry.shape, entry.dtype);
-            variable.assign(value);
-            value.dispose();
+            assignState(variable, entry.data);
           }
           if (request.random) model.random.restore(request.random);
           post({ seq: request.seq, op: 'written' });

@@ -40,6 +40,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import { compiledModuleUrl } from '../common/compiled-module.js';
 import type { Genotype } from '../search-spaces/genotype.js';
 import { BACKENDS, type BackendName } from './backend.js';
+import { assignState } from './store-tf.js';
 import type { Batch, StepStats, TrainableModel } from './model.js';
 import { recipeOf, sharedClock, unpack, type ModelRecipe, type Packed, type Reply, type Request, type StateEntry, type WorkerInit } from './parallel-recipe.js';
 
@@ -60,7 +61,7 @@ export function parallelize<G extends Genotype>(model: TrainableModel<G>, worker
     for (const [name, variable] of parallel.state) {
       const source = model.state.get(name);
       if (!source) throw new Error(`internal: the replicas have state ${name}, the model not`);
-      variable.assign(source);
+      assignState(variable, source.dataSync() as Float32Array | Int32Array);
     }
     if (model.random) parallel.setReplicaRandom(0, model.random.state);
     parallel.pushState();
