@@ -193,10 +193,11 @@ describe('RNN supernet', () => {
   });
 
   it.each([
-    ['branchy cell', BRANCHY, false],
-    ['branchy cell with batch norms', BRANCHY, true],
-    ['chain with batch norms', CHAIN, true],
-  ])('computes the loss and the gradients of the formulas (%s)', (_, g, withNorms) => {
+    ['branchy cell', BRANCHY, false, 'gather'],
+    ['branchy cell with batch norms', BRANCHY, true, 'gather'],
+    ['chain with batch norms', CHAIN, true, 'gather'],
+    ['branchy cell with batch norms, native slicing', BRANCHY, true, 'native'],
+  ] as const)('computes the loss and the gradients of the formulas (%s)', (_, g, withNorms, slicing) => {
     const plan = cellPlan(g);
     const [V, H, B, T] = [37, 6, 3, 5];
     const random = new Random(7);
@@ -233,7 +234,7 @@ describe('RNN supernet', () => {
             movingVariance: f32(n.movingVariance, [n.scale.length]),
           }))
         : undefined;
-      const mine = windowGradients(plan, f32(embedding, [V, H]), weightTensors(), window, f32(initial, [B, H]), masks, slowness, normTensors);
+      const mine = windowGradients(plan, f32(embedding, [V, H]), weightTensors(), window, f32(initial, [B, H]), masks, slowness, normTensors, slicing);
       const forward = (s: number): ReturnType<typeof referenceForward> =>
         referenceForward(plan, embedding, weights, window, initial, maskValues, H, s, withNorms ? { layers, useBatch: true } : undefined);
       const loss = (): number => forward(slowness).loss;
@@ -251,7 +252,7 @@ describe('RNN supernet', () => {
         expectClose(s.variance.dataSync(), stats[layer]!.flatMap((step) => step.variance), `norm ${layer} batch variances`);
       });
       // Evaluation: zero state, no dropout, the norms' moving statistics.
-      const evaluation = windowLoss(plan, f32(embedding, [V, H]), weightTensors(), window, normTensors);
+      const evaluation = windowLoss(plan, f32(embedding, [V, H]), weightTensors(), window, normTensors, slicing);
       const zero = new Float64Array(B * H);
       const expected = referenceForward(plan, embedding, weights, window, zero, {}, H, 0, withNorms ? { layers, useBatch: false } : undefined);
       expectClose(evaluation.dataSync(), [expected.loss], 'evaluation loss');

@@ -148,20 +148,33 @@ export function sampleMasks(random: Random, window: TextWindow, hiddenSize: numb
 }
 
 /**
- * Cuts tensors by gathering rows: on wasm, slice (and split, which slices) first copies the whole
- * source tensor, so cutting T steps out of a [T·B, 2H] projection that way copies it T times.
- * Index tensors are cached for the cutter's lifetime (one window, inside its tidy).
+ * How a window cuts rows and column halves out of tensors and reduces over rows. 'gather' is
+ * shaped around wasm: there slice (and split, which slices) first copies the whole source tensor,
+ * and reducing axis 0 transposes first, so rows are gathered and column sums are products with a
+ * row of ones. 'native' slices, splits and reduces: on tfjs-node each is one cheap kernel, and the
+ * products cost a quarter of a training step (bench/supernet-rnn.ts: 1,240 → 1,520 tokens/s). The
+ * two compute the same values (test/supernet-rnn.test.ts).
  */
+export type Slicing = 'gather' | 'native';
+
+/** The slicing that is faster on `backend` (tf.getBackend()). */
+export const slicingFor = (backend: string): Slicing => (backend === 'wasm' ? 'gather' : 'native');
+
+/** Cuts rows and column halves (see Slicing); index tensors are cached for the cutter's lifetime (one window, inside its tidy). */
 class RowCutter {
   private readonly indexCache = new Map<string, tf.Tensor>();
 
+  constructor(private readonly slicing: Slicing = slicingFor(tf.getBackend())) {}
+
   /** Rows first .. first + count − 1 of a 2-D tensor. */
   rows(x: tf.Tensor, first: number, count: number): tf.Tensor {
+    if (this.slicing === 'native') return tf.slice(x, [first, 0], [count, x.shape[1]!]);
     return tf.gatherND(x, this.indices(first, count, 1));
   }
 
   /** The column halves [x[:, :H], x[:, H:]] of x [B, 2H]. */
   halves(x: tf.Tensor): [tf.Tensor, tf.Tensor] {
+    if (this.slicing === 'native') return tf.split(x, 2, 1) as [tf.Tensor, tf.Tensor];
     const [B, twoH] = x.shape as [number, number];
     const pairs = tf.reshape(x, [2 * B, twoH / 2]);
     return [tf.gatherND(pairs, this.indices(0, B, 2)), tf.gatherND(pairs, this.indices(1, B, 2))];
@@ -198,19 +211,18 @@ export const BN_DECAY = 0.999;
 /** Batch-norm layer `layer` (node j, or N for the output) applied to x. */
 type Normalise = (layer: number, x: tf.Tensor) => tf.Tensor;
 
-/**
- * Sums and means over the rows of x [R, C], as [1, C] products with a cached row of ones (or
- * 1/R): on wasm, reducing axis 0 transposes first and costs 3–5× more at these sizes.
- */
+/** Sums and means over the rows of x [R, C], as [1, C] (see Slicing; 'gather' multiplies by a cached row of ones or 1/R). */
 class ColumnReducer {
   private readonly rowCache = new Map<string, tf.Tensor>();
 
+  constructor(private readonly slicing: Slicing = slicingFor(tf.getBackend())) {}
+
   mean(x: tf.Tensor): tf.Tensor {
-    return tf.matMul(this.row(x.shape[0]!, true), x);
+    return this.slicing === 'native' ? tf.mean(x, 0, true) : tf.matMul(this.row(x.shape[0]!, true), x);
   }
 
   sum(x: tf.Tensor): tf.Tensor {
-    return tf.matMul(this.row(x.shape[0]!, false), x);
+    return this.slicing === 'native' ? tf.sum(x, 0, true) : tf.matMul(this.row(x.shape[0]!, false), x);
   }
 
   private row(length: number, averaging: boolean): tf.Tensor {
@@ -289,12 +301,13 @@ function unroll(
   initial: tf.Tensor,
   hiddenMask: tf.Tensor | undefined,
   normalise: Normalise | undefined,
+  slicing: Slicing,
   trace?: Trace,
 ): { outputs: tf.Tensor; final: tf.Tensor } {
   const B = initial.shape[0]!;
   const H = initial.shape[1]!;
   const T = embedded.shape[0]! / B;
-  const cut = new RowCutter();
+  const cut = new RowCutter(slicing);
   const inputProjections = tf.matMul(embedded, cut.rows(weights[0]!, 0, H));
   const hiddenRows = cut.rows(weights[0]!, H, H);
   const masked = (s: tf.Tensor): tf.Tensor => (hiddenMask ? tf.mul(s, hiddenMask) : s);
@@ -359,18 +372,19 @@ function backprop(
   dOutputs: tf.Tensor,
   hiddenMask: tf.Tensor | undefined,
   normScales: readonly tf.Tensor[] | undefined,
+  slicing: Slicing,
 ): { dWeights: tf.Tensor[]; dEmbedded: tf.Tensor; dNorms?: NormGradients[] } {
   const T = trace.nodes.length;
   const N = plan.prev.length;
   const H = embedded.shape[1]!;
   const B = embedded.shape[0]! / T;
-  const cut = new RowCutter();
+  const cut = new RowCutter(slicing);
   const transposed = weights.map((w, j) => tf.transpose(j === 0 ? cut.rows(w, H, H) : w));
   const ends = plan.looseEnds;
   const dPre: tf.Tensor[][] = plan.prev.map(() => []);
   /** [layer][T − 1 − t]: gradients at each batch norm's output, for its scale and offset. */
   const dNormOut: tf.Tensor[][] = normScales ? normScales.map(() => []) : [];
-  const reduce = new ColumnReducer();
+  const reduce = new ColumnReducer(slicing);
   /** Through batch norm `layer` at step t when there are norms, else unchanged. */
   const throughNorm = (layer: number, t: number, dy: tf.Tensor): tf.Tensor => {
     if (!normScales) return dy;
@@ -454,11 +468,12 @@ export function windowLoss(
   weights: readonly tf.Tensor[],
   window: TextWindow,
   norms?: readonly BatchNormTensors[],
+  slicing = slicingFor(tf.getBackend()),
 ): tf.Scalar {
   const H = embedding.shape[1]!;
   const initial = tf.zeros([window.batchSize, H]);
   const normalise = norms && movingNormalise(norms);
-  const { outputs } = unroll(plan, weights, lookup(embedding, window.inputs), initial, undefined, normalise);
+  const { outputs } = unroll(plan, weights, lookup(embedding, window.inputs), initial, undefined, normalise, slicing);
   return crossEntropy(tiedSoftmax(outputs, embedding), window.targets);
 }
 
@@ -488,6 +503,7 @@ export function windowGradients(
   masks: WindowMasks,
   slowness: number,
   norms?: readonly BatchNormTensors[],
+  slicing = slicingFor(tf.getBackend()),
 ): WindowGradients {
   const { batchSize: B, inputs, targets } = window;
   const [V, H] = embedding.shape;
@@ -495,9 +511,9 @@ export function windowGradients(
   const rows = lookup(embedding, inputs);
   const embedded = masks.input ? tf.mul(rows, masks.input) : rows;
   const trace: Trace = { nodes: [], inputs: plan.prev.map(() => []), norms: norms ? norms.map(() => []) : [] };
-  const reduce = new ColumnReducer();
+  const reduce = new ColumnReducer(slicing);
   const normalise: Normalise | undefined = norms && ((layer, x) => normaliseWithBatch(x, norms[layer]!, trace.norms[layer]!, reduce));
-  const { outputs, final } = unroll(plan, weights, embedded, initial, masks.hidden, normalise, trace);
+  const { outputs, final } = unroll(plan, weights, embedded, initial, masks.hidden, normalise, slicing, trace);
   const top = masks.output ? tf.mul(outputs, masks.output) : outputs;
   const probs = tiedSoftmax(top, embedding);
   const loss = crossEntropy(probs, targets);
@@ -509,14 +525,14 @@ export function windowGradients(
   let dOutputs = masks.output ? tf.mul(dTop, masks.output) : dTop;
   if (slowness > 0 && window.steps > 1) {
     // β/((T−1)B)·Σ‖h_t − h_{t−1}‖²: h_t gets +c·(h_t − h_{t−1}) and −c·(h_{t+1} − h_t), c = 2β/((T−1)B).
-    const cut = new RowCutter();
+    const cut = new RowCutter(slicing);
     const diff = tf.sub(cut.rows(outputs, B, N - B), cut.rows(outputs, 0, N - B));
     const zeros = tf.zeros([B, H]);
     const c = (2 * slowness) / (N - B);
     dOutputs = tf.add(dOutputs, tf.mul(tf.sub(tf.concat([zeros, diff], 0), tf.concat([diff, zeros], 0)), c));
   }
   const normScales = norms?.map((bn) => bn.scale);
-  const { dWeights, dEmbedded, dNorms } = backprop(plan, weights, embedded, trace, dOutputs, masks.hidden, normScales);
+  const { dWeights, dEmbedded, dNorms } = backprop(plan, weights, embedded, trace, dOutputs, masks.hidden, normScales, slicing);
   const dRows = masks.input ? tf.mul(dEmbedded, masks.input) : dEmbedded;
   const ids = new Int32Array(2 * N);
   ids.set(inputs);
