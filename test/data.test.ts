@@ -301,6 +301,19 @@ describe('Penn Treebank text', () => {
     expect(dataError(() => loadCorpus(d))).toContain(`${join(d, 'q.test.txt')}: not found`);
   });
 
+  it('splits on every whitespace that split(/\\s+/) splits on, and ends every line with <eos>', () => {
+    const train = 'a\tb\r\nc\u00a0d\u3000e\u2028f\n\n  \u000b\n z\u00e9 a';
+    const d = corpusDir('spaces', { 's.train.txt': train, 's.valid.txt': 'zé\n', 's.test.txt': '' });
+    const corpus = loadCorpus(d);
+    // The PTB reader, written plainly: lines, then whitespace-separated tokens, then <eos>.
+    const lines = train.split('\n');
+    const tokens = lines.flatMap((line) => [...line.split(/\s+/).filter((t) => t !== ''), EOS]);
+    expect(Array.from(corpus.train, (id) => corpus.vocab[id])).toEqual(tokens);
+    expect(tokens.filter((t) => t === EOS)).toHaveLength(5);
+    expect(Array.from(corpus.valid, (id) => corpus.vocab[id])).toEqual(['zé', EOS]);
+    expect(corpus.test.length).toBe(0);
+  });
+
   it('reports unseen words without <unk>, missing files and ambiguous directories', () => {
     const d = corpusDir('nounk', { 'x.train.txt': 'a b\n', 'x.valid.txt': 'a\nb c\n', 'x.test.txt': 'a\n' });
     expect(dataError(() => loadCorpus(d))).toBe(

@@ -14,37 +14,72 @@ export const UNK = '<unk>';
 
 const EXPECTED = 'Penn Treebank text: one sentence per line, whitespace-separated tokens';
 
-/** The file's lines as token lists, <eos> appended to each; a trailing newline ends the last line. */
-function readLines(path: string): string[][] {
+/** JavaScript's \s beyond ASCII (no-break and typographic spaces, …), tested only for characters ≥ 128. */
+const UNICODE_SPACE = /\s/;
+
+/**
+ * Calls `emit` with every token of the file at `path` and its 1-based line, and <eos> (appended:
+ * true) at the end of every line, an empty one too; a trailing newline ends the last line. Tokens
+ * are separated by whitespace as `split(/\s+/)` separates them. One scan over the text, no
+ * per-line arrays.
+ */
+function forEachToken(path: string, emit: (token: string, line: number, appended: boolean) => void): void {
   const text = new TextDecoder().decode(readBytes(path, EXPECTED));
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines.map((line) => [...line.split(/\s+/).filter((t) => t !== ''), EOS]);
-}
-
-/** Vocabulary by descending frequency, ties alphabetical (code-unit order), so ids never depend on the machine. */
-function buildVocab(lines: string[][]): string[] {
-  const counts = new Map<string, number>();
-  for (const line of lines) for (const t of line) counts.set(t, (counts.get(t) ?? 0) + 1);
-  return [...counts.keys()].sort((a, b) => counts.get(b)! - counts.get(a)! || (a < b ? -1 : a > b ? 1 : 0));
-}
-
-function encode(path: string, lines: string[][], ids: Map<string, number>): Int32Array {
-  const unk = ids.get(UNK);
-  const out = new Int32Array(lines.reduce((s, l) => s + l.length, 0));
-  let at = 0;
-  lines.forEach((line, i) => {
-    for (const token of line) {
-      const id = ids.get(token) ?? unk;
-      if (id === undefined)
-        throw new DataError(
-          `${path}:${i + 1}`,
-          `word "${token}" is not in the training vocabulary, which has no ${UNK}`,
-        );
-      out[at++] = id;
+  let line = 1;
+  let start = -1;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 10;
+    const space = c === 32 || (c >= 9 && c <= 13) || (c >= 128 && UNICODE_SPACE.test(text[i]!));
+    if (!space) {
+      if (start < 0) start = i;
+      continue;
     }
+    if (start >= 0) emit(text.slice(start, i), line, false);
+    start = -1;
+    // The sentinel newline past the end ends a last line that has no newline of its own.
+    if (c === 10 && (i < text.length || (text.length > 0 && !text.endsWith('\n')))) emit(EOS, line++, true);
+  }
+}
+
+/**
+ * The training file's token ids and vocabulary: ids by descending frequency, ties alphabetical
+ * (code-unit order), so ids never depend on the machine. Counted in first-seen order, then
+ * renumbered.
+ */
+function readTraining(path: string): { vocab: string[]; ids: Int32Array } {
+  const firstSeen = new Map<string, number>();
+  const counts: number[] = [];
+  const seen: number[] = [];
+  let words = 0;
+  forEachToken(path, (token, _, appended) => {
+    let id = firstSeen.get(token);
+    if (id === undefined) {
+      id = counts.length;
+      firstSeen.set(token, id);
+      counts.push(0);
+    }
+    counts[id]!++;
+    seen.push(id);
+    if (!appended) words++;
   });
-  return out;
+  if (words === 0) throw new DataError(path, `no words, expected ${EXPECTED}`);
+  const tokens = [...firstSeen.keys()];
+  const order = tokens.map((_, id) => id).sort((a, b) => counts[b]! - counts[a]! || (tokens[a]! < tokens[b]! ? -1 : tokens[a]! > tokens[b]! ? 1 : 0));
+  const finalId = new Int32Array(order.length);
+  order.forEach((id, rank) => (finalId[id] = rank));
+  return { vocab: order.map((id) => tokens[id]!), ids: Int32Array.from(seen, (id) => finalId[id]!) };
+}
+
+/** The file's token ids in the training vocabulary `ids`: unseen words become <unk>, or are an error naming the line if there is none. */
+function encode(path: string, ids: Map<string, number>): Int32Array {
+  const unk = ids.get(UNK);
+  const out: number[] = [];
+  forEachToken(path, (token, line) => {
+    const id = ids.get(token) ?? unk;
+    if (id === undefined) throw new DataError(`${path}:${line}`, `word "${token}" is not in the training vocabulary, which has no ${UNK}`);
+    out.push(id);
+  });
+  return Int32Array.from(out);
 }
 
 /** The only `<prefix>.train.txt` in `dir`, or an error listing what is there. */
@@ -71,14 +106,8 @@ export function loadCorpus(dir: string, prefix?: string): Corpus {
 }
 
 function loadCorpusFiles(dir: string, prefix: string): Corpus {
-  const trainPath = join(dir, `${prefix}.train.txt`);
-  const trainLines = readLines(trainPath);
-  if (trainLines.every((l) => l.length === 1)) throw new DataError(trainPath, `no words, expected ${EXPECTED}`);
-  const vocab = buildVocab(trainLines);
+  const { vocab, ids: train } = readTraining(join(dir, `${prefix}.train.txt`));
   const ids = new Map(vocab.map((w, i) => [w, i]));
-  const load = (split: string): Int32Array => {
-    const path = join(dir, `${prefix}.${split}.txt`);
-    return encode(path, readLines(path), ids);
-  };
-  return { vocab, train: encode(trainPath, trainLines, ids), valid: load('valid'), test: load('test') };
+  const load = (split: string): Int32Array => encode(join(dir, `${prefix}.${split}.txt`), ids);
+  return { vocab, train, valid: load('valid'), test: load('test') };
 }
