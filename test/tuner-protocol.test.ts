@@ -449,6 +449,7 @@ describe('tuner protocol', () => {
     await second.manager.waitForTuner('TR', 1);
     expect(second.log.lines).toContain('INFO reward 0.6 for warm-up parameter 0 (trial Wu0) recorded, not used');
     expect(second.log.lines).toContain('INFO reward 0.7 for warm-up parameter 1 (trial Wu1) recorded, not used');
+    expect(second.log.lines).toContain('INFO FD: 2 trials: 0 fed to the controller, 2 warm-up rewards recorded, not used, 0 already in the checkpoint, 0 ignored');
     expect(second.strategies[0]!.observations).toEqual([]);
     await stop(second);
     const saved = JSON.parse(readFileSync(join(dir, 'checkpoint', CHECKPOINT_FILE), 'utf8')) as Checkpoint;

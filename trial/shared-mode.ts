@@ -20,7 +20,7 @@
  * version are scored on the same images, a like-for-like comparison.
  */
 import { commitUpdate, initStore, type StoreTensor, type StoreTensors } from './store.js';
-import { GLOBAL_STEP, loadSharedStore, nonFiniteTensor } from './shared-store.js';
+import { GLOBAL_STEP, loadSharedStore, nonFiniteTensor, type SharedStore } from './shared-store.js';
 import { checkStateLayout, readModelState } from './store-tf.js';
 import type { StepStats } from './model.js';
 import { seconds } from './outputs.js';
@@ -36,8 +36,8 @@ function storeTensors(state: ReturnType<typeof readModelState>, step: number): S
 /** Every S/4 steps, so NNI's chart gets a few points per trial without a PUT per step. */
 const reportEvery = (steps: number): number => Math.max(1, Math.ceil(steps / 4));
 
-/** Runs the trial on the store in `storeDir`, `loaded` already (main.ts reads it while the data loads) or not. */
-export async function runShared(context: RunContext, task: Task, storeDir: string, loaded = loadSharedStore(storeDir)): Promise<void> {
+/** Runs the trial on the store in `storeDir`, `loaded` by trial.ts while the data was read (undefined: none yet, this trial writes it). */
+export async function runShared(context: RunContext, task: Task, storeDir: string, loaded: SharedStore | undefined): Promise<void> {
   const { options, architecture, metrics, print, phases } = context;
   const { genotype } = architecture;
   const description = task.supernetDescription;

@@ -110,9 +110,8 @@ async function run(readingAhead: Promise<void> | undefined): Promise<void> {
   print(`backend: ${backend.detail}`);
   phases.end('backend');
   // The weight store is loaded while the worker may still be reading the data.
-  const shared = options.mode === 'shared' ? await import('./shared-mode.js') : undefined;
-  const storeDir = defaultStoreDir(options.store, env);
-  const stored = shared && loadSharedStore(storeDir);
+  const storeDir = options.mode === 'shared' ? defaultStoreDir(options.store, env) : undefined;
+  const stored = storeDir === undefined ? undefined : loadSharedStore(storeDir);
   if (stored) phases.end('store load');
   const { createTask } = await import('./task.js');
   await dataReady;
@@ -120,8 +119,9 @@ async function run(readingAhead: Promise<void> | undefined): Promise<void> {
   print(`data: ${task.dataSummary}`);
   print(`model: ${task.modelSummary(options.mode === 'shared' ? 'supernet' : 'fixed')}`);
   phases.end('data');
-  if (shared) {
-    await shared.runShared(context, task, storeDir, stored);
+  if (storeDir !== undefined) {
+    const { runShared } = await import('./shared-mode.js');
+    await runShared(context, task, storeDir, stored);
   } else {
     const { runScratch } = await import('./scratch-mode.js');
     await runScratch(context, task);

@@ -392,6 +392,7 @@ export class Tuner {
       countedImports.set(key, (countedImports.get(key) ?? 0) + 1);
     }
     let fed = 0;
+    let warmup = 0;
     let skipped = 0;
     let ignored = 0;
     for (const trial of trials) {
@@ -424,9 +425,11 @@ export class Tuner {
       // uniform architectures are not the controller's, whose repeats could be mistaken for each other.)
       const parameterId = this.replaying && trial.trialJobId ? this.claimWarmupProposal(tokens) : null;
       this.feed({ parameterId, trialJobId: trial.trialJobId ?? null, source: trial.trialJobId ? 'trial' : 'imported', tokens, reward });
-      fed++;
+      if (this.inWarmup(parameterId)) warmup++;
+      else fed++;
     }
-    this.log.info(`FD: ${trials.length} trials: ${fed} fed to the controller, ${skipped} already in the checkpoint, ${ignored} ignored`);
+    const warmupPart = warmup ? `, ${warmup} warm-up rewards recorded, not used` : '';
+    this.log.info(`FD: ${trials.length} trials: ${fed} fed to the controller${warmupPart}, ${skipped} already in the checkpoint, ${ignored} ignored`);
   }
 
   /** Removes and returns the lowest outstanding warm-up parameter id proposed with `tokens`, if any. */

@@ -16,8 +16,7 @@ export interface ChannelStats {
  * instead of 80 for Fashion-MNIST's training split).
  */
 function byteHistogram(bytes: Uint8Array): Uint32Array {
-  const lanes = [0, 1, 2, 3].map(() => new Uint32Array(256)) as [Uint32Array, Uint32Array, Uint32Array, Uint32Array];
-  const [h0, h1, h2, h3] = lanes;
+  const [h0, h1, h2, h3] = [0, 1, 2, 3].map(() => new Uint32Array(256)) as [Uint32Array, Uint32Array, Uint32Array, Uint32Array];
   const toAligned = (4 - (bytes.byteOffset % 4)) % 4;
   const head = Math.min(bytes.length, toAligned);
   const words = bytes.length > toAligned ? new Uint32Array(bytes.buffer, bytes.byteOffset + toAligned, (bytes.length - toAligned) >> 2) : new Uint32Array(0);

@@ -27,8 +27,8 @@ function forEachToken(path: string, emit: (token: string, line: number, appended
   const text = new TextDecoder().decode(readBytes(path, EXPECTED));
   let line = 1;
   let start = -1;
-  for (let i = 0; i <= text.length; i++) {
-    const c = i < text.length ? text.charCodeAt(i) : 10;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
     const space = c === 32 || (c >= 9 && c <= 13) || (c >= 128 && UNICODE_SPACE.test(text[i]!));
     if (!space) {
       if (start < 0) start = i;
@@ -36,9 +36,10 @@ function forEachToken(path: string, emit: (token: string, line: number, appended
     }
     if (start >= 0) emit(text.slice(start, i), line, false);
     start = -1;
-    // The sentinel newline past the end ends a last line that has no newline of its own.
-    if (c === 10 && (i < text.length || (text.length > 0 && !text.endsWith('\n')))) emit(EOS, line++, true);
+    if (c === 10) emit(EOS, line++, true);
   }
+  if (start >= 0) emit(text.slice(start), line, false);
+  if (text.length > 0 && !text.endsWith('\n')) emit(EOS, line, true);
 }
 
 /**
