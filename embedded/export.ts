@@ -19,6 +19,7 @@ import { MacroFixedNet, type MacroFixedConfig } from '../trial/fixed/macro.js';
 import { MicroFixedNet, type MicroFixedConfig } from '../trial/fixed/micro.js';
 import { FixedRnn, type FixedRnnConfig } from '../trial/fixed/rnn.js';
 import type { Batch, StepStats, TrainableModel } from '../trial/model.js';
+import { onBackend } from '../trial/nn.js';
 import { HostTensor } from '../trial/optim.js';
 import { assignState } from '../trial/store-tf.js';
 
@@ -87,7 +88,7 @@ export async function exportModel(
   training: Record<string, unknown>,
 ): Promise<string[]> {
   // Optimizer slots (HostTensors, named …/momentum) are not part of an exported model.
-  const named = [...model.state].flatMap(([name, tensor]) => (isExported(name) && !(tensor instanceof HostTensor) ? [{ name, tensor }] : []));
+  const named = [...model.state].flatMap(([name, tensor]) => (isExported(name) && !(tensor instanceof HostTensor) ? [{ name, tensor: onBackend(tensor) }] : []));
   const { data, specs } = await tf.io.encodeWeights(named);
   const architecture = { spec, genotype, parameters: toParams(genotype, spec), tokens: toTokens(genotype, spec) };
   const manifest: ModelJson = {

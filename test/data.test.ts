@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Random } from '../common/random.js';
 import { setupBackend } from '../trial/backend.js';
-import { prefetchCorpus, prefetchFiles, takePrefetchedFile } from '../trial/prefetch.js';
+import { checkOnReadAheadWorker, prefetchCorpus, prefetchFiles, takePrefetchedFile } from '../trial/prefetch.js';
+import { checkStoreData } from '../trial/store-data-check.js';
 import { readAheadForCommandLine } from '../trial/read-ahead.js';
 import {
   AUGMENT_PRESETS,
@@ -19,6 +20,7 @@ import {
   TextBatcher,
   UNK,
   augmentImage,
+  byteHistogramIndex,
   channelStats,
   defaultAugment,
   drawAugment,
@@ -32,6 +34,7 @@ import {
   mnistDigitsDir,
   readCifarBatch,
   readIdx,
+  rememberByteHistogramIndex,
   splitTrainValid,
   tinySubset,
   type AugmentDraw,
@@ -125,6 +128,23 @@ describe('IDX / Fashion-MNIST files', () => {
     const missing = join(dir, 'ahead/none.gz');
     await prefetchFiles([missing]);
     expect(dataError(() => loadIdxImages(missing, files.labels, 'x'))).toBe(`${missing}: not found, expected IDX3 images`);
+  });
+
+  it('checks weight store data on the read-ahead worker once its reading is done, as on this thread', async () => {
+    write('check/train-labels-idx1-ubyte', idx(0x801, [3], labels));
+    const reading = prefetchFiles([join(dir, 'check/train-labels-idx1-ubyte')]);
+    const bytes = new Uint8Array(new SharedArrayBuffer(64));
+    new Float32Array(bytes.buffer).set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    const request = { bytes, floatRanges: Float64Array.of(0, 16, 16, 32, 48, 16) };
+    // Asked while the worker may still read: it answers after.
+    const clean = checkOnReadAheadWorker(request)!;
+    await reading;
+    expect(await clean).toEqual(checkStoreData(request));
+    new Float32Array(bytes.buffer)[9] = Number.NaN;
+    expect(await checkOnReadAheadWorker(request)).toEqual({ sha256: checkStoreData(request).sha256, firstNonFinite: 1 });
+    // A check that kills the worker (a range beyond the data) is done here instead, and fails here.
+    await expect(checkOnReadAheadWorker({ bytes, floatRanges: Float64Array.of(0, 128) })!).rejects.toThrow(RangeError);
+    expect(checkOnReadAheadWorker(request)).toBeUndefined();
   });
 
   it("starts reading ahead from a trial's command line when it names the dataset, in either option form", async () => {
@@ -383,6 +403,18 @@ describe('splits, subsets, normalisation', () => {
       const s = channelStats({ ...synthetic(1, 1, 1, 1), images });
       expect(s.mean[0]).toBeCloseTo(mean, 12);
       expect(s.std[0]).toBeCloseTo(std, 12);
+    }
+  });
+
+  it('computes the same statistics of any range of a file from its block histogram index as by counting', () => {
+    const random = new Random(5);
+    const file = Uint8Array.from({ length: 3 * 65536 + 1234 }, () => random.int(256));
+    rememberByteHistogramIndex(file, byteHistogramIndex(file));
+    const ranges = [[0, file.length], [16, file.length - 5000], [65536, 2 * 65536], [70000, 70100], [100, 65537], [65535, 3 * 65536 + 1]];
+    for (const [start, end] of ranges) {
+      const stats = (images: Uint8Array) => channelStats({ ...synthetic(1, 1, 1, 1), images });
+      // A copy has no index, so it is counted byte by byte; the statistics come from integer counts and match exactly.
+      expect(stats(file.subarray(start, end))).toEqual(stats(file.slice(start, end)));
     }
   });
 

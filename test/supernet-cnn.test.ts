@@ -203,13 +203,20 @@ describe('a supernet built from stored weights (a trial loading the store)', () 
 
     const assigned = new MicroSupernet({ ...MICRO, seed: 2 });
     assignModelState(assigned.state, stored);
+    const tensorsBefore = tf.memory().numTensors;
     const built = new MicroSupernet({ ...MICRO, seed: 2, initialState: stored });
+    // Its variables reach the backend as passes read them, none at build time.
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
     expect(snapshot(built as TrainableModel<never>)).toEqual(snapshot(assigned as TrainableModel<never>));
-    // Dropout and drop-path draw from a stream split off before the init, so skipping it changes nothing.
+    // Dropout and drop-path draw from a stream split off before the init, so skipping it changes
+    // nothing. The first step uploads what it reads during the pass, and all of it gets its gradient.
     const batch = batchAt(data, 0, BATCH);
     expect(built.trainStep(g, batch, LR)).toEqual(assigned.trainStep(g, batch, LR));
     tf.dispose([batch.x, batch.y]);
     expect(snapshot(built as TrainableModel<never>)).toEqual(snapshot(assigned as TrainableModel<never>));
+    const uploaded = tf.memory().numTensors - tensorsBefore;
+    expect(uploaded).toBeGreaterThan(0);
+    expect(uploaded).toBeLessThan([...built.state.keys()].filter((name) => !name.endsWith('/momentum')).length / 2);
     [trained, assigned, built].forEach((model) => model.dispose());
   });
 

@@ -7,7 +7,7 @@ import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import { MICRO_OPS, type Genotype, type MacroGenotype, type MicroNode } from '../search-spaces/genotype.js';
 import type { Batch, StateTensor, StepStats, TrainableModel } from './model.js';
-import { Constants, Pass, Scope, VariableStore } from './nn.js';
+import { Constants, onBackend, Pass, Scope, VariableStore } from './nn.js';
 import { NesterovMomentum } from './optim.js';
 import type { StoreTensors } from './store.js';
 
@@ -64,8 +64,9 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
   private readonly constants = new Constants();
   private readonly optimizer: NesterovMomentum;
   private readonly stateMap = new Map<string, StateTensor>();
-  private trainables: tf.Variable[] = [];
-  /** State name of each variable, by tf.Variable name (the keys of tf.variableGrads). */
+  /** The trainable variables on the backend (deferred ones join as passes read them). */
+  private readonly trainables: tf.Variable[] = [];
+  /** State name of each variable on the backend, by tf.Variable name. */
   private readonly stateNames = new Map<string, string>();
 
   private readonly gradClip?: number;
@@ -79,6 +80,10 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
     // Split off first, so dropout and drop-path are the same whether or not the init runs.
     this.rng = initRandom.split();
     this.store = new VariableStore(initRandom, config.initScale, config.initialState);
+    this.store.onBackend = (name, variable) => {
+      this.stateNames.set(variable.name, name);
+      if (variable.trainable) this.trainables.push(variable);
+    };
     this.root = new Scope(this.store);
     this.optimizer = new NesterovMomentum({ l2: config.l2 });
   }
@@ -93,12 +98,8 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
 
   /** Adds the optimizer slots; the state is complete afterwards. */
   protected seal(): void {
-    for (const [name, variable] of this.store.variables) {
-      this.stateMap.set(name, variable);
-      this.stateNames.set(variable.name, name);
-    }
+    for (const [name, variable] of this.store.variables) this.stateMap.set(name, variable);
     for (const [name, slot] of this.optimizer.addSlots(this.store.variables, this.store.initial)) this.stateMap.set(name, slot);
-    this.trainables = [...this.store.variables.values()].filter((v) => v.trainable);
   }
 
   protected abstract forward(g: G, x: tf.Tensor4D, pass: Pass): ForwardResult;
@@ -119,22 +120,32 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
   computeGradients(g: G, batch: Batch): { grads: Map<string, Float32Array>; stats: StepStats } {
     const pass = new Pass(true, this.rng, this.constants);
     let stats: tf.Tensor | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const { logits, auxLogits } = this.forward(g, batch.x as tf.Tensor4D, pass);
-      const labels = tf.oneHot(batch.y as tf.Tensor1D, logits.shape[1]);
-      const ce = crossEntropy(logits, labels);
-      stats = tf.keep(tf.stack([ce, accuracy(logits, batch.y)]));
-      return auxLogits ? tf.add(ce, tf.mul(crossEntropy(auxLogits, labels), this.auxWeight)) : ce;
-    }, this.trainables);
+    // The engine asserts a non-empty list of variables before the pass runs.
+    if (this.trainables.length === 0) this.uploadOneTrainable();
+    // Deferred variables that this pass reads first are uploaded during it and join
+    // `this.trainables`, the list differentiated by: the engine reads it after running the pass
+    // (tf.variableGrads would copy it before). A test holds a deferred model's first step to an
+    // uploaded one's.
+    const { value, grads } = tf.engine().gradients(
+      () => {
+        const { logits, auxLogits } = this.forward(g, batch.x as tf.Tensor4D, pass);
+        const labels = tf.oneHot(batch.y as tf.Tensor1D, logits.shape[1]);
+        const ce = crossEntropy(logits, labels);
+        stats = tf.keep(tf.stack([ce, accuracy(logits, batch.y)]));
+        return auxLogits ? tf.add(ce, tf.mul(crossEntropy(auxLogits, labels), this.auxWeight)) : ce;
+      },
+      this.trainables,
+      undefined,
+      true,
+    );
     pass.release();
     const host = new Map<string, Float32Array>();
-    for (const [key, grad] of Object.entries(grads)) {
-      const name = this.stateNames.get(key);
-      if (name === undefined) throw new Error(`gradient for an unknown variable (${key})`);
-      host.set(name, grad.dataSync() as Float32Array);
-    }
+    this.trainables.forEach((variable, i) => {
+      const grad = grads[i];
+      if (grad) host.set(this.stateNames.get(variable.name)!, grad.dataSync() as Float32Array);
+    });
     value.dispose();
-    tf.dispose(grads);
+    tf.dispose(grads.filter((grad) => grad));
     const [loss, acc] = stats!.dataSync();
     stats!.dispose();
     return { grads: host, stats: { loss: loss!, accuracy: acc! } };
@@ -147,13 +158,8 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
   applyGradients(grads: ReadonlyMap<string, Float32Array>, lr: number): void {
     // Only the variables of the sampled subgraph have a gradient, so only they move: unlike the
     // TF reference, where L2 and momentum also update every unchosen shared weight each step.
-    const byKey: [string, Float32Array][] = [];
-    for (const [name, grad] of grads) {
-      const variable = this.store.variables.get(name);
-      if (!variable) throw new Error(`gradient for an unknown state name (${name})`);
-      byKey.push([variable.name, grad]);
-    }
-    this.optimizer.applyHost(this.gradClip === undefined ? byKey : clipGlobalNorm(byKey, this.gradClip), lr);
+    const byName = [...grads];
+    this.optimizer.applyHost(this.gradClip === undefined ? byName : clipGlobalNorm(byName, this.gradClip), lr);
   }
 
   evaluate(g: G, batch: Batch): StepStats {
@@ -172,6 +178,13 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
   logits(g: G, x: tf.Tensor4D): tf.Tensor2D {
     const pass = new Pass(false, this.rng, this.constants);
     return tf.tidy(() => this.forward(g, x, pass).logits);
+  }
+
+  /** Uploads the first trainable variable declared. */
+  private uploadOneTrainable(): void {
+    const first = [...this.store.variables.values()].find((variable) => variable.trainable);
+    if (!first) throw new Error('internal: a model without trainable variables');
+    onBackend(first);
   }
 
   dispose(): void {

@@ -6,10 +6,11 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Random } from '../common/random.js';
 import type { Genotype } from '../search-spaces/genotype.js';
+import type { DeferredVariable } from './nn.js';
 import type { HostTensor } from './optim.js';
 
-/** One tensor of a model's state: a backend variable, or an optimizer slot kept on the host. */
-export type StateTensor = tf.Variable | HostTensor;
+/** One tensor of a model's state: a backend variable, one not uploaded yet, or an optimizer slot kept on the host. */
+export type StateTensor = tf.Variable | DeferredVariable | HostTensor;
 
 /** A minibatch. Images: x [B,H,W,C] float32, y [B] int32. Text: x [B,T] int32 token ids, y [B,T] int32 next tokens. */
 export interface Batch {

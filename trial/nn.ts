@@ -15,7 +15,7 @@
 import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import type { StoreTensors } from './store.js';
-import { initialTensor } from './store-tf.js';
+import { assignValues, initialValues } from './store-tf.js';
 import '../common/tf-gradients.js';
 
 /** BN ε and moving-average decay of the reference (ENAS.md hyperparameters: "BN decay 0.9, ε 1e-5"). */
@@ -23,18 +23,74 @@ export const BN_EPSILON = 1e-5;
 export const BN_DECAY = 0.9;
 
 /**
+ * A variable of a model built from stored weights, put on the backend when a pass first reads it
+ * (`upload`). A supernet step runs one architecture, which reads a small part of the weights, and
+ * uploading all of them was a fifth of a trial's start on wasm (5,228 variables of the micro
+ * supernet, ≈45 ms). Until then the stored values stay on the host, where dataSync returns them.
+ */
+export class DeferredVariable {
+  readonly dtype = 'float32' as const;
+  private variable?: tf.Variable;
+
+  constructor(
+    readonly shape: number[],
+    private values: Float32Array,
+    readonly trainable: boolean,
+    private readonly uploaded: (variable: tf.Variable) => void,
+  ) {}
+
+  get size(): number {
+    return this.values.length;
+  }
+
+  /** The backend variable, created on the first call. */
+  upload(): tf.Variable {
+    if (!this.variable) {
+      const value = tf.tensor(this.values, this.shape);
+      this.variable = tf.variable(value, this.trainable);
+      value.dispose();
+      this.uploaded(this.variable);
+    }
+    return this.variable;
+  }
+
+  dataSync(): Float32Array {
+    return this.variable ? (this.variable.dataSync() as Float32Array) : this.values;
+  }
+
+  /** Takes `values` (of this variable's size) as its value. */
+  replace(values: Float32Array): void {
+    if (values.length !== this.values.length) throw new Error(`variable of ${this.values.length} values given ${values.length}`);
+    if (this.variable) assignValues(this.variable, values);
+    else this.values = values;
+  }
+
+  dispose(): void {
+    this.variable?.dispose();
+  }
+}
+
+/** A model variable: on the backend, or deferred until first read. */
+export type ModelVariable = tf.Variable | DeferredVariable;
+
+/** `variable` on the backend (a deferred one is uploaded now). */
+export const onBackend = (variable: ModelVariable): tf.Variable => (variable instanceof DeferredVariable ? variable.upload() : variable);
+
+/**
  * Every variable of one model under its stable name: the `state` a model exposes. tfjs names
  * variables process-wide, so the tf.Variable keeps an automatic name and ours lives in the map
  * (two models with the same layout can coexist).
  */
 export class VariableStore {
-  readonly variables = new Map<string, tf.Variable>();
+  readonly variables = new Map<string, ModelVariable>();
+  /** Called with each variable as it reaches the backend: at declaration, or on first read when deferred. */
+  onBackend: (name: string, variable: tf.Variable) => void = () => {};
 
   /**
    * `initScale` multiplies every He-normal standard deviation (1: the reference; trial option
    * --init-scale). `initial` holds stored values to start from instead of the seeded init (a
-   * trial that loads the weight store): the init is then never computed, which was most of a
-   * trial's model build. Every variable must find its value there, and the
+   * trial that loads the weight store): the init is then never computed, and each variable is
+   * a DeferredVariable until a pass reads it. Every variable must find its value there, and the
    * caller checks that nothing there is left over (store-tf.ts `checkStateLayout`).
    */
   constructor(
@@ -44,11 +100,18 @@ export class VariableStore {
   ) {}
 
   /** Declares `name` of `shape`, valued from `initial` when given, else by `init()`. */
-  add(name: string, shape: readonly number[], init: () => tf.Tensor, trainable: boolean): tf.Variable {
+  add(name: string, shape: readonly number[], init: () => tf.Tensor, trainable: boolean): ModelVariable {
     if (this.variables.has(name)) throw new Error(`variable ${name} is declared twice`);
-    const value = this.initial ? initialTensor(this.initial, name, shape) : init();
-    const variable = tf.variable(value, trainable);
-    value.dispose();
+    let variable: ModelVariable;
+    if (this.initial) {
+      const values = initialValues(this.initial, name, shape) as Float32Array;
+      variable = new DeferredVariable([...shape], values, trainable, (uploaded) => this.onBackend(name, uploaded));
+    } else {
+      const value = init();
+      variable = tf.variable(value, trainable);
+      value.dispose();
+      this.onBackend(name, variable);
+    }
     this.variables.set(name, variable);
     return variable;
   }
@@ -75,7 +138,7 @@ export class Scope {
    * micro search child flattens its weights to [num_inputs, k·k·C], which makes Keras use
    * num_inputs as fan-in; that accident is not reproduced.
    */
-  heNormal(leaf: string, shape: number[], fanIn: number): tf.Variable {
+  heNormal(leaf: string, shape: number[], fanIn: number): ModelVariable {
     const init = () => {
       const stddev = this.store.initScale * Math.sqrt(2 / fanIn);
       const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -90,7 +153,7 @@ export class Scope {
     return this.store.add(this.name(leaf), shape, init, true);
   }
 
-  filled(leaf: string, shape: number[], value: number, trainable = true): tf.Variable {
+  filled(leaf: string, shape: number[], value: number, trainable = true): ModelVariable {
     return this.store.add(this.name(leaf), shape, () => tf.fill(shape, value), trainable);
   }
 }
@@ -295,12 +358,18 @@ export const RELU: Stage = {
 
 /** A 1×1 convolution (no bias): one matMul over the pixels. */
 export class PointwiseConv implements Stage {
-  readonly w: tf.Variable;
-  readonly params: readonly tf.Variable[];
+  private readonly weights: ModelVariable;
 
   constructor(scope: Scope, cIn: number, cOut: number, leaf = 'w') {
-    this.w = scope.heNormal(leaf, [cIn, cOut], cIn);
-    this.params = [this.w];
+    this.weights = scope.heNormal(leaf, [cIn, cOut], cIn);
+  }
+
+  get w(): tf.Variable {
+    return onBackend(this.weights);
+  }
+
+  get params(): readonly tf.Variable[] {
+    return [this.w];
   }
 
   forward(x: tf.Tensor4D, pass: Pass): [tf.Tensor4D, Backward] {
@@ -329,14 +398,20 @@ interface ConvAttrs {
 
 /** A k×k convolution (no bias). */
 export class Conv implements Stage {
-  readonly w: tf.Variable;
-  readonly params: readonly tf.Variable[];
+  private readonly weights: ModelVariable;
   private readonly attrs: ConvAttrs;
 
   constructor(scope: Scope, k: number, cIn: number, cOut: number, stride: 1 | 2 = 1, pad: 'same' | 'valid' = 'same') {
-    this.w = scope.heNormal('w', [k, k, cIn, cOut], k * k * cIn);
-    this.params = [this.w];
+    this.weights = scope.heNormal('w', [k, k, cIn, cOut], k * k * cIn);
     this.attrs = { strides: stride, pad, dilations: 1, dataFormat: 'NHWC' };
+  }
+
+  get w(): tf.Variable {
+    return onBackend(this.weights);
+  }
+
+  get params(): readonly tf.Variable[] {
+    return [this.w];
   }
 
   forward(x: tf.Tensor4D, pass: Pass): [tf.Tensor4D, Backward] {
@@ -355,14 +430,20 @@ export class Conv implements Stage {
 
 /** A depthwise k×k convolution, channel multiplier 1 (no bias), SAME padding. */
 export class DepthwiseConv implements Stage {
-  readonly filter: tf.Variable;
-  readonly params: readonly tf.Variable[];
+  private readonly weights: ModelVariable;
   private readonly attrs: ConvAttrs;
 
   constructor(scope: Scope, k: number, channels: number, stride: 1 | 2 = 1) {
-    this.filter = scope.heNormal('depthwise', [k, k, channels, 1], k * k * channels);
-    this.params = [this.filter];
+    this.weights = scope.heNormal('depthwise', [k, k, channels, 1], k * k * channels);
     this.attrs = { strides: stride, pad: 'same', dilations: 1, dataFormat: 'NHWC' };
+  }
+
+  get filter(): tf.Variable {
+    return onBackend(this.weights);
+  }
+
+  get params(): readonly tf.Variable[] {
+    return [this.filter];
   }
 
   forward(x: tf.Tensor4D, pass: Pass): [tf.Tensor4D, Backward] {
@@ -422,11 +503,7 @@ export interface BatchNormOptions {
  * fused_batch_norm); evaluation uses the moving statistics if kept, else batch statistics.
  */
 export class BatchNorm implements Stage {
-  readonly gamma: tf.Variable;
-  readonly beta: tf.Variable;
-  readonly movingMean?: tf.Variable;
-  readonly movingVariance?: tf.Variable;
-  readonly params: readonly tf.Variable[];
+  private readonly variables: { gamma: ModelVariable; beta: ModelVariable; movingMean?: ModelVariable; movingVariance?: ModelVariable };
 
   constructor(
     scope: Scope,
@@ -434,13 +511,34 @@ export class BatchNorm implements Stage {
     readonly options: BatchNormOptions,
   ) {
     const bn = scope.child('bn');
-    this.gamma = bn.filled('gamma', [channels], 1);
-    this.beta = bn.filled('beta', [channels], 0);
-    if (options.movingStats) {
-      this.movingMean = bn.filled('moving_mean', [channels], 0, false);
-      this.movingVariance = bn.filled('moving_variance', [channels], 1, false);
-    }
-    this.params = [this.gamma, this.beta];
+    this.variables = {
+      gamma: bn.filled('gamma', [channels], 1),
+      beta: bn.filled('beta', [channels], 0),
+      ...(options.movingStats && {
+        movingMean: bn.filled('moving_mean', [channels], 0, false),
+        movingVariance: bn.filled('moving_variance', [channels], 1, false),
+      }),
+    };
+  }
+
+  get gamma(): tf.Variable {
+    return onBackend(this.variables.gamma);
+  }
+
+  get beta(): tf.Variable {
+    return onBackend(this.variables.beta);
+  }
+
+  get movingMean(): tf.Variable | undefined {
+    return this.variables.movingMean && onBackend(this.variables.movingMean);
+  }
+
+  get movingVariance(): tf.Variable | undefined {
+    return this.variables.movingVariance && onBackend(this.variables.movingVariance);
+  }
+
+  get params(): readonly tf.Variable[] {
+    return [this.gamma, this.beta];
   }
 
   forward(x: tf.Tensor4D, pass: Pass): [tf.Tensor4D, Backward] {
@@ -502,13 +600,13 @@ function evaluationOnly(): never {
  * rank-4 slices of the view [B·H/2, 2, W/2, 2C] (tfjs-wasm slices rank ≤ 4 natively).
  */
 class ReductionPaths implements Stage {
-  readonly params: readonly tf.Variable[];
-
   constructor(
     readonly path1: PointwiseConv,
     readonly path2: PointwiseConv,
-  ) {
-    this.params = [path1.w, path2.w];
+  ) {}
+
+  get params(): readonly tf.Variable[] {
+    return [this.path1.w, this.path2.w];
   }
 
   forward(x: tf.Tensor4D, pass: Pass): [tf.Tensor4D, Backward] {
@@ -646,10 +744,14 @@ export class Calibration {
 
 /** Fully connected layer without bias (the reference's classifier and aux FC). */
 export class Linear {
-  readonly w: tf.Variable;
+  private readonly weights: ModelVariable;
 
   constructor(scope: Scope, cIn: number, cOut: number) {
-    this.w = scope.heNormal('w', [cIn, cOut], cIn);
+    this.weights = scope.heNormal('w', [cIn, cOut], cIn);
+  }
+
+  get w(): tf.Variable {
+    return onBackend(this.weights);
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {

@@ -3,8 +3,8 @@
  * λ·Σw², and the cosine learning rate with warm restarts at epoch granularity. The supernets and
  * fixed networks call `apply` once per step; whoever drives training picks the lr with `cosineLr`.
  */
-import tf = require('@tensorflow/tfjs-core');
-import { initialValues } from './store-tf.js';
+import { onBackend, type ModelVariable } from './nn.js';
+import { assignValues, initialValues } from './store-tf.js';
 import type { StoreTensors } from './store.js';
 
 export interface NesterovOptions {
@@ -57,7 +57,8 @@ export class HostTensor {
  */
 export class NesterovMomentum {
   private readonly momentum: number;
-  private readonly slots = new Map<string, { variable: tf.Variable; accumulator: HostTensor }>();
+  /** By state name. */
+  private readonly slots = new Map<string, { variable: ModelVariable; accumulator: HostTensor }>();
 
   constructor(private readonly options: NesterovOptions) {
     this.momentum = options.momentum ?? 0.9;
@@ -67,7 +68,7 @@ export class NesterovMomentum {
    * Declares the accumulator `<name>/momentum` of every trainable variable, zero or from
    * `initial` (stored weights, see VariableStore); returns them by name.
    */
-  addSlots(variables: ReadonlyMap<string, tf.Variable>, initial?: StoreTensors): Map<string, HostTensor> {
+  addSlots(variables: ReadonlyMap<string, ModelVariable>, initial?: StoreTensors): Map<string, HostTensor> {
     const added = new Map<string, HostTensor>();
     for (const [name, variable] of variables) {
       if (!variable.trainable) continue;
@@ -75,30 +76,23 @@ export class NesterovMomentum {
       const values = initial ? (initialValues(initial, slotName, variable.shape) as Float32Array) : new Float32Array(variable.size);
       const accumulator = new HostTensor([...variable.shape], values);
       added.set(slotName, accumulator);
-      this.slots.set(variable.name, { variable, accumulator });
+      this.slots.set(name, { variable, accumulator });
     }
     return added;
   }
 
   /**
-   * Updates exactly the variables in `grads` (keyed by tf.Variable name, as tf.variableGrads
-   * returns them). L2 applies to those variables only: the ones used in this step.
+   * Updates exactly the variables in `grads` (keyed by state name). L2 applies to those variables
+   * only: the ones used in this step.
    */
-  apply(grads: tf.NamedTensorMap, lr: number): void {
-    this.applyHost(
-      Object.entries(grads).map(([key, grad]) => [key, grad.dataSync() as Float32Array]),
-      lr,
-    );
-  }
-
-  /** `apply` with the gradients already on the host, keyed by tf.Variable name. */
   applyHost(grads: Iterable<readonly [string, ArrayLike<number>]>, lr: number): void {
     const mu = this.momentum;
     const decay = 2 * this.options.l2;
     for (const [key, g] of grads) {
       const slot = this.slots.get(key);
       if (!slot) throw new Error(`gradient for a variable without an optimizer slot (${key})`);
-      const w = slot.variable.dataSync();
+      const variable = onBackend(slot.variable);
+      const w = variable.dataSync();
       const a = slot.accumulator.dataSync();
       if (g.length !== w.length) throw new Error(`gradient of ${key} has ${g.length} values, the variable ${w.length}`);
       const nextW = new Float32Array(w.length);
@@ -110,16 +104,9 @@ export class NesterovMomentum {
         nextW[i] = w[i]! - lr * (gi + mu * ai);
       }
       slot.accumulator.replace(nextA);
-      assignValues(slot.variable, nextW);
+      assignValues(variable, nextW);
     }
   }
-}
-
-/** Replaces a variable's value with host values. */
-export function assignValues(variable: tf.Variable, values: Float32Array): void {
-  const value = tf.tensor(values, variable.shape);
-  variable.assign(value);
-  value.dispose();
 }
 
 /** Cosine annealing with warm restarts (ENAS.md §3), in epochs. */

@@ -8,7 +8,6 @@
 import tf = require('@tensorflow/tfjs-core');
 import { workerData } from 'node:worker_threads';
 import { setupBackend } from './backend.js';
-import { HostTensor } from './optim.js';
 import { assignState } from './store-tf.js';
 import {
   buildFromRecipe,
@@ -50,7 +49,7 @@ async function main(init: WorkerInit): Promise<void> {
     return;
   }
   // Variables whose value the forward pass assigns (BN moving statistics, the step counter).
-  const assignedInForward = [...model.state].filter((entry): entry is [string, tf.Variable] => !entry[1].trainable && !(entry[1] instanceof HostTensor));
+  const assignedInForward = [...model.state].filter((entry): entry is [string, tf.Variable] => entry[1] instanceof tf.Variable && !entry[1].trainable);
   let applyMs = 0;
   let applyCpuMs = 0;
 

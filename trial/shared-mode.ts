@@ -61,6 +61,8 @@ export async function runShared(context: RunContext, task: Task, storeDir: strin
   // Built from the stored weights: the seeded init they replace is never computed.
   const model = task.createSupernet(weights);
   checkStateLayout(model.state, weights, `use weight store ${storeDir}`, 'the store');
+  // Checked while the model was built (on the read-ahead worker when there is one), before anything is written or scored.
+  await store.checked;
   context.recordArchitecture();
   phases.end('model');
 

@@ -3,8 +3,7 @@
  */
 import tf = require('@tensorflow/tfjs-core');
 import type { StateTensor } from './model.js';
-import { HostTensor } from './optim.js';
-import { layoutMismatch, type StoreTensor, type StoreTensors, type TensorDtype } from './store.js';
+import { layoutMismatch, tensorMismatch, type StoreTensor, type StoreTensors, type TensorDtype } from './store.js';
 
 function storableDtype(name: string, variable: StateTensor): TensorDtype {
   if (variable.dtype !== 'float32' && variable.dtype !== 'int32') {
@@ -39,9 +38,9 @@ export function checkStateLayout(state: ReadonlyMap<string, StateTensor>, tensor
  */
 export function initialValues(initial: StoreTensors, name: string, shape: readonly number[], dtype: TensorDtype = 'float32'): Float32Array | Int32Array {
   const stored = initial.get(name);
-  const mismatch = layoutMismatch([{ name, dtype, shape: [...shape] }], new Map(stored ? [[name, stored]] : []), 'the weights to start from', 'the model');
-  if (mismatch || !stored) throw new Error(`cannot build the model: ${mismatch}`);
-  return stored.data;
+  const mismatch = tensorMismatch({ name, dtype, shape }, stored, 'the weights to start from');
+  if (mismatch) throw new Error(`cannot build the model: ${mismatch}`);
+  return stored!.data;
 }
 
 /** `initial`'s tensor `name` as a new tf tensor (see initialValues). */
@@ -51,7 +50,8 @@ export function initialTensor(initial: StoreTensors, name: string, shape: readon
 
 /** Sets one state tensor to a copy of `data` (of its size and dtype). */
 export function assignState(target: StateTensor, data: Float32Array | Int32Array): void {
-  if (target instanceof HostTensor) {
+  // A state tensor on the host (an optimizer slot, a deferred variable) takes the values as they are.
+  if ('replace' in target) {
     target.replace(Float32Array.from(data));
     return;
   }
@@ -62,6 +62,13 @@ export function assignState(target: StateTensor, data: Float32Array | Int32Array
     // The variable took its own reference to the data; this handle would otherwise leak.
     value.dispose();
   }
+}
+
+/** Replaces a variable's value with host values. */
+export function assignValues(variable: tf.Variable, values: Float32Array): void {
+  const value = tf.tensor(values, variable.shape);
+  variable.assign(value);
+  value.dispose();
 }
 
 /** Sets every state tensor from `tensors`, which must match the state exactly (names, dtypes, shapes). */

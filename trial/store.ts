@@ -153,10 +153,25 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/** How `tensor` differs from `expected` (missing, dtype, shape, or a data length that does not fit its shape), or undefined when it matches. */
+export function tensorMismatch(expected: { name: string; dtype: TensorDtype; shape: readonly number[] }, tensor: StoreTensor | undefined, what: string): string | undefined {
+  if (!tensor) return `tensor "${expected.name}" is missing from ${what}`;
+  const dtype = dtypeOf(tensor.data);
+  if (dtype !== expected.dtype) {
+    return `tensor "${expected.name}" is ${dtype ?? 'neither float32 nor int32'} in ${what}, expected ${expected.dtype}`;
+  }
+  if (!sameShape(tensor.shape, expected.shape)) {
+    return `tensor "${expected.name}" has shape [${tensor.shape}] in ${what}, expected [${expected.shape}]`;
+  }
+  if (tensor.data.length !== elementCount(expected.shape)) {
+    return `tensor "${expected.name}" has ${tensor.data.length} values in ${what}, its shape [${expected.shape}] needs ${elementCount(expected.shape)}`;
+  }
+  return undefined;
+}
+
 /**
- * The first way `actual` differs from `reference` (missing, extra, dtype, shape, or a data
- * length that does not fit its shape), or undefined when they match. `what` names `actual`,
- * `referenceWhat` names `reference`.
+ * The first way `actual` differs from `reference` (a tensorMismatch, or an extra tensor), or
+ * undefined when they match. `what` names `actual`, `referenceWhat` names `reference`.
  */
 export function layoutMismatch(
   reference: readonly TensorLayout[],
@@ -165,18 +180,8 @@ export function layoutMismatch(
   referenceWhat = 'the store',
 ): string | undefined {
   for (const expected of reference) {
-    const tensor = actual.get(expected.name);
-    if (!tensor) return `tensor "${expected.name}" is missing from ${what}`;
-    const dtype = dtypeOf(tensor.data);
-    if (dtype !== expected.dtype) {
-      return `tensor "${expected.name}" is ${dtype ?? 'neither float32 nor int32'} in ${what}, expected ${expected.dtype}`;
-    }
-    if (!sameShape(tensor.shape, expected.shape)) {
-      return `tensor "${expected.name}" has shape [${tensor.shape}] in ${what}, expected [${expected.shape}]`;
-    }
-    if (tensor.data.length !== elementCount(expected.shape)) {
-      return `tensor "${expected.name}" has ${tensor.data.length} values in ${what}, its shape [${expected.shape}] needs ${elementCount(expected.shape)}`;
-    }
+    const mismatch = tensorMismatch(expected, actual.get(expected.name), what);
+    if (mismatch) return mismatch;
   }
   if (actual.size !== reference.length) {
     const known = new Set(reference.map((t) => t.name));
@@ -263,34 +268,45 @@ function assertLittleEndian(): void {
   if (endianness() !== 'LE') throw new Error('the weight store format is little-endian; this machine is big-endian');
 }
 
-/** Reads the data file behind `manifest` from `fd`, refusing a wrong size or checksum. */
-function readData(fd: number, dataPath: string, manifest: StoreManifest): Map<string, StoreTensor> {
+/** Reads the data file behind `manifest` from `fd` into `allocate`'s array, refusing a wrong size. */
+function readData(fd: number, dataPath: string, manifest: StoreManifest, allocate: (size: number) => Uint8Array): Uint8Array {
   const size = fstatSync(fd).size;
   if (size !== manifest.dataBytes) {
     const problem = size < manifest.dataBytes ? 'truncated' : 'oversized';
     throw new WeightStoreError(`${dataPath}: data file ${problem}: ${size} bytes, manifest says ${manifest.dataBytes}`);
   }
-  // Not from Buffer's pool: the pool's byteOffset need not be 4-aligned, and the views below need that.
-  const bytes = Buffer.allocUnsafeSlow(size);
+  const bytes = allocate(size);
   for (let done = 0; done < size; ) {
     const n = readSync(fd, bytes, done, size - done, done);
     if (n === 0) throw new WeightStoreError(`${dataPath}: data file truncated while reading: ${done} of ${size} bytes`);
     done += n;
   }
-  const digest = createHash('sha256').update(bytes).digest('hex');
-  if (digest !== manifest.sha256) {
-    throw new WeightStoreError(`${dataPath}: checksum mismatch: SHA-256 ${digest}, manifest says ${manifest.sha256}`);
-  }
-  const tensors = new Map<string, StoreTensor>();
-  for (const t of manifest.tensors) {
-    const ArrayType = t.dtype === 'float32' ? Float32Array : Int32Array;
-    tensors.set(t.name, { shape: t.shape, data: new ArrayType(bytes.buffer, bytes.byteOffset + t.offset, t.length / 4) });
-  }
-  return tensors;
+  return bytes;
 }
 
-/** The newest version of the store in `dir`, checked end to end. Takes no lock. */
-export function loadStore(dir: string): StoreSnapshot {
+/** A store version as read, before its data is held to the manifest's SHA-256 (loadStore does both). */
+export interface UncheckedStore {
+  snapshot: StoreSnapshot;
+  manifest: StoreManifest;
+  dataPath: string;
+  /** The whole data file; the snapshot's tensors are views into it. */
+  bytes: Uint8Array;
+}
+
+/** Throws unless `sha256`, computed over `read.bytes`, is the manifest's. */
+export function assertChecksum(read: UncheckedStore, sha256: string): void {
+  if (sha256 !== read.manifest.sha256) {
+    throw new WeightStoreError(`${read.dataPath}: checksum mismatch: SHA-256 ${sha256}, manifest says ${read.manifest.sha256}`);
+  }
+}
+
+/**
+ * The newest version of the store in `dir`, its manifest checked and its data read whole into
+ * `allocate`'s array (a 4-aligned one: the tensors are views into it) but not checksummed: the
+ * caller must call assertChecksum before using it, as loadStore does. Takes no lock. The default
+ * array is a Buffer of its own, not from Buffer's pool, whose byteOffset need not be 4-aligned.
+ */
+export function readStoreUnchecked(dir: string, allocate: (size: number) => Uint8Array = (size) => Buffer.allocUnsafeSlow(size)): UncheckedStore {
   assertLittleEndian();
   let manifest = readStoreManifest(dir);
   for (;;) {
@@ -308,12 +324,26 @@ export function loadStore(dir: string): StoreSnapshot {
       manifest = newer;
       continue;
     }
+    let bytes: Uint8Array;
     try {
-      return { version: manifest.version, tensors: readData(fd, dataPath, manifest), meta: manifest.meta };
+      bytes = readData(fd, dataPath, manifest, allocate);
     } finally {
       closeSync(fd);
     }
+    const tensors = new Map<string, StoreTensor>();
+    for (const t of manifest.tensors) {
+      const [offset, length] = [bytes.byteOffset + t.offset, t.length / 4];
+      tensors.set(t.name, { shape: t.shape, data: t.dtype === 'float32' ? new Float32Array(bytes.buffer, offset, length) : new Int32Array(bytes.buffer, offset, length) });
+    }
+    return { snapshot: { version: manifest.version, tensors, meta: manifest.meta }, manifest, dataPath, bytes };
   }
+}
+
+/** The newest version of the store in `dir`, checked end to end. Takes no lock. */
+export function loadStore(dir: string): StoreSnapshot {
+  const read = readStoreUnchecked(dir);
+  assertChecksum(read, createHash('sha256').update(read.bytes).digest('hex'));
+  return read.snapshot;
 }
 
 /**

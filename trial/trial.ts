@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { fromParams, specOfParams } from '../search-spaces/spaces.js';
+import { checkOnReadAheadWorker } from './prefetch.js';
 import { readAhead } from './read-ahead.js';
 import { defaultStoreDir, loadSharedStore } from './shared-store.js';
 import { channelFromEnvironment, type ParameterRecord } from './channel/index.js';
@@ -109,9 +110,9 @@ async function run(readingAhead: Promise<void> | undefined): Promise<void> {
   const backend = await setupBackend(options.backend, (line) => print(line));
   print(`backend: ${backend.detail}`);
   phases.end('backend');
-  // The weight store is loaded while the worker may still be reading the data.
+  // The weight store is loaded while the worker may still be reading the data; then the worker checks it.
   const storeDir = options.mode === 'shared' ? defaultStoreDir(options.store, env) : undefined;
-  const stored = storeDir === undefined ? undefined : loadSharedStore(storeDir);
+  const stored = storeDir === undefined ? undefined : loadSharedStore(storeDir, checkOnReadAheadWorker);
   if (stored) phases.end('store load');
   const { createTask } = await import('./task.js');
   await dataReady;

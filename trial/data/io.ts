@@ -22,6 +22,17 @@ export function readBytes(path: string, expected: string): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
+/**
+ * Output chunk for gunzipping `gz`: its footer's size of the plain data (ISIZE, the size mod 2^32),
+ * so that a whole file inflates into one buffer instead of 16 KiB chunks joined at the end
+ * (Fashion-MNIST's training images: 135 → 110 ms). Capped, since a corrupt footer may say anything;
+ * a wrong size only costs speed.
+ */
+function outputChunkSize(gz: Uint8Array): number {
+  const isize = new DataView(gz.buffer, gz.byteOffset, gz.byteLength).getUint32(gz.byteLength - 4, true);
+  return Math.min(Math.max(isize, 64), 1 << 28);
+}
+
 /** Like readBytes, but gunzips a file that starts with the gzip magic bytes, whatever its name. */
 export function readMaybeGzip(path: string, expected: string): Uint8Array {
   const ready = takePrefetchedFile(path);
@@ -30,7 +41,7 @@ export function readMaybeGzip(path: string, expected: string): Uint8Array {
   if (raw.length < 2 || raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
   let plain: Buffer;
   try {
-    plain = gunzipSync(raw);
+    plain = gunzipSync(raw, { chunkSize: outputChunkSize(raw) });
   } catch (e) {
     throw new DataError(path, `truncated or corrupt gzip (${(e as Error).message}), expected ${expected}`);
   }

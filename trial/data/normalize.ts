@@ -33,6 +33,46 @@ function byteHistogram(bytes: Uint8Array): Uint32Array {
   return h0;
 }
 
+/** Bytes per block of a ByteHistogramIndex. */
+const HISTOGRAM_BLOCK = 1 << 16;
+
+/**
+ * Cumulative byte histograms of `bytes` by block: entry k·256 + v counts the value v in its first
+ * k blocks of HISTOGRAM_BLOCK bytes. The read-ahead worker computes it beside the file it reads,
+ * so that the histogram of the training split, any range of that file, costs only its two edges.
+ */
+export function byteHistogramIndex(bytes: Uint8Array): Uint32Array {
+  const blocks = Math.floor(bytes.length / HISTOGRAM_BLOCK);
+  const cumulative = new Uint32Array((blocks + 1) * 256);
+  for (let k = 0; k < blocks; k++) {
+    const counts = byteHistogram(bytes.subarray(k * HISTOGRAM_BLOCK, (k + 1) * HISTOGRAM_BLOCK));
+    for (let v = 0; v < 256; v++) cumulative[(k + 1) * 256 + v] = cumulative[k * 256 + v]! + counts[v]!;
+  }
+  return cumulative;
+}
+
+/** The index of each indexed file's bytes, by their buffer (which must not change after). */
+const histogramIndexes = new WeakMap<ArrayBufferLike, { byteOffset: number; cumulative: Uint32Array }>();
+
+/** Lets channelStats count any range of `bytes` from `cumulative` (byteHistogramIndex(bytes)). */
+export function rememberByteHistogramIndex(bytes: Uint8Array, cumulative: Uint32Array): void {
+  histogramIndexes.set(bytes.buffer, { byteOffset: bytes.byteOffset, cumulative });
+}
+
+/** byteHistogram(bytes), from a remembered index of the bytes around them when there is one. */
+function indexedByteHistogram(bytes: Uint8Array): Uint32Array {
+  const index = histogramIndexes.get(bytes.buffer);
+  const start = bytes.byteOffset - (index?.byteOffset ?? 0);
+  const end = start + bytes.length;
+  const first = Math.ceil(start / HISTOGRAM_BLOCK);
+  const last = Math.floor(end / HISTOGRAM_BLOCK);
+  if (!index || start < 0 || last >= index.cumulative.length / 256 || first >= last) return byteHistogram(bytes);
+  const histogram = byteHistogram(bytes.subarray(0, first * HISTOGRAM_BLOCK - start));
+  const tail = byteHistogram(bytes.subarray(last * HISTOGRAM_BLOCK - start));
+  for (let v = 0; v < 256; v++) histogram[v]! += tail[v]! + index.cumulative[last * 256 + v]! - index.cumulative[first * 256 + v]!;
+  return histogram;
+}
+
 /**
  * Mean and population std of each channel over all pixels of `ds`, exact: from a histogram of
  * byte values per channel (a trial computes this over 42M Fashion-MNIST pixels at start; counting
@@ -41,7 +81,7 @@ function byteHistogram(bytes: Uint8Array): Uint32Array {
 export function channelStats(ds: ImageDataset): ChannelStats {
   const c = ds.channels;
   const images = ds.images;
-  const histogram = c === 1 ? byteHistogram(images) : new Uint32Array(c * 256);
+  const histogram = c === 1 ? indexedByteHistogram(images) : new Uint32Array(c * 256);
   if (c !== 1) for (let i = 0; i < images.length; i++) histogram[(i % c) * 256 + images[i]!]!++;
   const sum = new Float64Array(c);
   const sumSq = new Float64Array(c);

@@ -20,6 +20,7 @@ import {
   globalAvgPool,
   halved,
   Linear,
+  onBackend,
   ReluConvBn,
   sum,
   type BatchNormOptions,
@@ -29,7 +30,7 @@ import {
 } from '../nn.js';
 import type { Batch, StepStats } from '../model.js';
 import { MICRO_OP_FACTORIES, type CnnOp } from '../ops.js';
-import { assignValues } from '../optim.js';
+import { assignValues } from '../store-tf.js';
 
 export interface MicroFixedConfig extends MicroLayoutConfig {
   /** Drop-path keep-probability reached by the last cell at the end of training. */
@@ -137,7 +138,7 @@ export class MicroFixedNet extends ImageClassifier<MicroGenotype> {
       if (c.auxHead && i === auxCell) this.aux = { cell: i, head: new AuxHead(this.root.child('aux_head'), last, c.numClasses) };
     }
     this.classifier = new Linear(this.root.child('fc'), last.channels, c.numClasses);
-    this.globalStep = this.root.filled('global_step', [], 0, false);
+    this.globalStep = onBackend(this.root.filled('global_step', [], 0, false));
     this.seal();
   }
 
