@@ -52,10 +52,10 @@ const LR = 0.05;
 
 // Host time of the optimizer, measured by wrapping its one entry point.
 let optimizerMs = 0;
-const apply = NesterovMomentum.prototype.applyHost;
-NesterovMomentum.prototype.applyHost = function (this: NesterovMomentum, ...args: Parameters<typeof apply>) {
+const unwrapped = NesterovMomentum.prototype.apply;
+NesterovMomentum.prototype.apply = function (this: NesterovMomentum, ...args: Parameters<typeof unwrapped>) {
   const start = performance.now();
-  apply.apply(this, args);
+  unwrapped.call(this, ...args);
   optimizerMs += performance.now() - start;
 };
 

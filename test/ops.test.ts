@@ -270,7 +270,7 @@ describe('optimizer', () => {
     // g' = g + 2λw; a = 0.9a + g'; w -= lr(g' + 0.9a)
     let [w, a] = [1, 0];
     for (const g of [0.5, -0.25]) {
-      optimizer.applyHost([['used', Float32Array.of(g, g)]], 0.1);
+      optimizer.apply([['used', Float32Array.of(g, g)]], 0.1);
       const gi = g + 0.2 * w;
       a = 0.9 * a + gi;
       w -= 0.1 * (gi + 0.9 * a);

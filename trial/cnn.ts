@@ -159,7 +159,7 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
     // Only the variables of the sampled subgraph have a gradient, so only they move: unlike the
     // TF reference, where L2 and momentum also update every unchosen shared weight each step.
     const byName = [...grads];
-    this.optimizer.applyHost(this.gradClip === undefined ? byName : clipGlobalNorm(byName, this.gradClip), lr);
+    this.optimizer.apply(this.gradClip === undefined ? byName : clipGlobalNorm(byName, this.gradClip), lr);
   }
 
   evaluate(g: G, batch: Batch): StepStats {

@@ -85,7 +85,7 @@ export class NesterovMomentum {
    * Updates exactly the variables in `grads` (keyed by state name). L2 applies to those variables
    * only: the ones used in this step.
    */
-  applyHost(grads: Iterable<readonly [string, ArrayLike<number>]>, lr: number): void {
+  apply(grads: Iterable<readonly [string, ArrayLike<number>]>, lr: number): void {
     const mu = this.momentum;
     const decay = 2 * this.options.l2;
     for (const [key, g] of grads) {

@@ -41,7 +41,7 @@ class ReadAheadWorker {
   private readonly pending = new Map<number, { request: DataCheckRequest; settle: (result: DataCheckResult) => void; fail: (error: unknown) => void }>();
   private nextCheck = 0;
   private jobDone = false;
-  gone = false;
+  private gone = false;
   /** Settles when the job's results have arrived (or the worker failed). */
   readonly read: Promise<void>;
 
@@ -83,7 +83,9 @@ class ReadAheadWorker {
     });
   }
 
-  check(request: DataCheckRequest): Promise<DataCheckResult> {
+  /** The worker's check of `request`, or undefined when the worker is gone. */
+  check(request: DataCheckRequest): Promise<DataCheckResult> | undefined {
+    if (this.gone) return undefined;
     const check = this.nextCheck++;
     this.worker.ref();
     this.worker.postMessage({ check, request } satisfies CheckMessage);
@@ -99,7 +101,7 @@ function prefetch(job: PrefetchJob): Promise<void> {
 }
 
 /** Checks weight store data on the read-ahead worker, after its reading (undefined when there is none). */
-export const checkOnReadAheadWorker: DataChecker = (request) => (latest && !latest.gone ? latest.check(request) : undefined);
+export const checkOnReadAheadWorker: DataChecker = (request) => latest?.check(request);
 
 /** Reads (and gunzips) `paths` ahead. Never rejects. */
 export const prefetchFiles = (paths: readonly string[]): Promise<void> => prefetch({ files: paths.map((path) => resolve(path)) });
