@@ -1,8 +1,8 @@
 /*
  * A prefetch thread (trial/prefetch.ts): runs the loaders' own reading and parsing on one job and
  * posts each result, its buffers transferred, not copied (a file with its byte histogram index, for
- * the channel statistics). Failures post no result. Then it stays
- * for checks of the weight store's data (trial/store-data-check.ts) until the process ends.
+ * the channel statistics). Failures post no result. Then it stays for checks of the weight store's
+ * data (trial/store-data-check.ts) until the process ends.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { readMaybeGzip } from './data/io.js';
