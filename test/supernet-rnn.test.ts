@@ -38,6 +38,13 @@ const BRANCHY = genotype([
   [3, 'tanh'],
   [1, 'relu'],
 ]);
+/** Two siblings of one activation (evaluation applies it to both at once). */
+const TWINS = genotype([
+  [-1, 'tanh'],
+  [0, 'relu'],
+  [0, 'relu'],
+  [1, 'identity'],
+]);
 /** A chain: one loose end. */
 const CHAIN = genotype([
   [-1, 'sigmoid'],
@@ -197,6 +204,9 @@ describe('RNN supernet', () => {
     ['branchy cell with batch norms', BRANCHY, true, 'gather'],
     ['chain with batch norms', CHAIN, true, 'gather'],
     ['branchy cell with batch norms, native slicing', BRANCHY, true, 'native'],
+    ['branchy cell, native slicing', BRANCHY, false, 'native'],
+    ['twin siblings with batch norms', TWINS, true, 'gather'],
+    ['twin siblings, native slicing', TWINS, false, 'native'],
   ] as const)('computes the loss and the gradients of the formulas (%s)', (_, g, withNorms, slicing) => {
     const plan = cellPlan(g);
     const [V, H, B, T] = [37, 6, 3, 5];

@@ -180,6 +180,15 @@ class RowCutter {
     return [tf.gatherND(pairs, this.indices(0, B, 2)), tf.gatherND(pairs, this.indices(1, B, 2))];
   }
 
+  /** The `count` equal column blocks of x [B, count·W]. */
+  columnBlocks(x: tf.Tensor, count: number): tf.Tensor[] {
+    if (count === 1) return [x];
+    if (this.slicing === 'native') return tf.split(x, count, 1);
+    const [B, width] = x.shape as [number, number];
+    const blocks = tf.reshape(x, [count * B, width / count]);
+    return Array.from({ length: count }, (_, i) => tf.gatherND(blocks, this.indices(i, B, count)));
+  }
+
   private indices(first: number, count: number, stride: number): tf.Tensor {
     const key = `${first}:${count}:${stride}`;
     let indices = this.indexCache.get(key);
@@ -301,15 +310,12 @@ function unroll(
   normalise: Normalise | undefined,
   slicing: Slicing,
   trace?: Trace,
-  /** Added to node 0's input projections (a folded batch norm's bias, windowLoss). */
-  inputBias?: tf.Tensor,
 ): { outputs: tf.Tensor; final: tf.Tensor } {
   const B = initial.shape[0]!;
   const H = initial.shape[1]!;
   const T = embedded.shape[0]! / B;
   const cut = new RowCutter(slicing);
-  const projected = tf.matMul(embedded, cut.rows(weights[0]!, 0, H));
-  const inputProjections = inputBias ? tf.add(projected, inputBias) : projected;
+  const inputProjections = tf.matMul(embedded, cut.rows(weights[0]!, 0, H));
   const hiddenRows = cut.rows(weights[0]!, H, H);
   const masked = (s: tf.Tensor): tf.Tensor => (hiddenMask ? tf.mul(s, hiddenMask) : s);
   const ends = plan.looseEnds;
@@ -461,7 +467,9 @@ function lookup(embedding: tf.Tensor, ids: Int32Array): tf.Tensor {
 
 /**
  * Mean per-token loss of a window from a zero state, without dropout (ENAS.md §2: the reward's
- * window); batch norms use their moving statistics, as E's evaluation graphs.
+ * window); batch norms use their moving statistics, as E's evaluation graphs. Its forward pass is
+ * not unroll's: with nothing to keep for a backward pass it folds the norms into the weights and
+ * batches sibling nodes (test/supernet-rnn.test.ts holds both to the same float64 formulas).
  */
 export function windowLoss(
   plan: CellPlan,
@@ -472,23 +480,71 @@ export function windowLoss(
   slicing = slicingFor(tf.getBackend()),
 ): tf.Scalar {
   const H = embedding.shape[1]!;
-  const initial = tf.zeros([window.batchSize, H]);
-  let cell = { weights, normalise: undefined as Normalise | undefined, inputBias: undefined as tf.Tensor | undefined };
-  if (norms) {
-    // On moving statistics a node's norm is an affine map of its product's columns: folded into the
-    // node's matrix and a bias once per window, node 0's bias into its input projections, so that
-    // a time step runs 13 fewer kernels of 116 (12 nodes). The output norm stays a map of its own.
-    const nodes = plan.prev.length;
-    const affine = norms.map(movingAffine);
-    const output = affine[nodes]!;
-    cell = {
-      weights: weights.map((w, j) => tf.mul(w, affine[j]!.a)),
-      normalise: (layer, x) => (layer === nodes ? tf.add(tf.mul(x, output.a), output.b) : layer === 0 ? x : tf.add(x, affine[layer]!.b)),
-      inputBias: affine[0]!.b,
+  const B = window.batchSize;
+  const nodes = plan.prev.length;
+  const cut = new RowCutter(slicing);
+  // On moving statistics a node's norm is an affine map of its product's columns: folded into the
+  // node's matrix and a bias once per window. The output norm stays a map of its own.
+  const affine = norms?.map(movingAffine);
+  const folded = weights.map((w, j) => (affine ? tf.mul(w, affine[j]!.a) : w));
+  const biasOf = (j: number): tf.Tensor | undefined => affine && tf.reshape(affine[j]!.b, [1, 2 * H]);
+  const projections = tf.matMul(lookup(embedding, window.inputs), cut.rows(folded[0]!, 0, H));
+  const inputProjections = affine ? tf.add(projections, biasOf(0)!) : projections;
+  const hiddenRows = cut.rows(folded[0]!, H, H);
+  const groups = siblingGroups(plan, slicing === 'native').map(({ parent, children }) => {
+    // Siblings read the same node, so one product serves them all: their matrices side by side,
+    // all candidate halves first, then all gate halves (on tfjs-node a kernel call costs ≈45 µs).
+    const side = (tensors: tf.Tensor[]): tf.Tensor => {
+      if (tensors.length === 1) return tensors[0]!;
+      const halves = tensors.map((t) => cut.halves(t));
+      return tf.concat([...halves.map(([candidate]) => candidate), ...halves.map(([, gate]) => gate)], 1);
     };
+    return {
+      parent,
+      children,
+      matrix: side(children.map((c) => folded[c]!)),
+      bias: affine && side(children.map((c) => biasOf(c)!)),
+    };
+  });
+  const highway = (children: readonly number[], product: tf.Tensor, sp: tf.Tensor): tf.Tensor[] => {
+    const [candidate, gateLogit] = cut.halves(product);
+    const acts = children.map((c) => plan.act[c]!);
+    const f = acts.every((act) => act === acts[0])
+      ? RNN_ACTIVATION_FNS[acts[0]!](candidate)
+      : tf.concat(cut.columnBlocks(candidate, children.length).map((block, i) => RNN_ACTIVATION_FNS[acts[i]!](block)), 1);
+    const spAll = children.length === 1 ? sp : tf.tile(sp, [1, children.length]);
+    // Highway: s_j = s_p + σ(c̃) ⊙ (f(h̃) − s_p), for every sibling j at once.
+    return cut.columnBlocks(tf.add(spAll, tf.mul(tf.sigmoid(gateLogit), tf.sub(f, spAll))), children.length);
+  };
+  const outputNorm = affine?.[nodes];
+  let h: tf.Tensor = tf.zeros([B, H]);
+  const outputs: tf.Tensor[] = [];
+  for (let t = 0; t < window.inputs.length / B; t++) {
+    const s: tf.Tensor[] = [];
+    [s[0]] = highway([0], tf.add(tf.matMul(h, hiddenRows), cut.rows(inputProjections, t * B, B)), h);
+    for (const { parent, children, matrix, bias } of groups) {
+      const product = tf.matMul(s[parent]!, matrix);
+      highway(children, bias ? tf.add(product, bias) : product, s[parent]!).forEach((out, i) => (s[children[i]!] = out));
+    }
+    const ends = plan.looseEnds;
+    const mean = ends.length === 1 ? s[ends[0]!]! : tf.mul(tf.addN(ends.map((e) => s[e]!)), 1 / ends.length);
+    h = outputNorm ? tf.add(tf.mul(mean, outputNorm.a), outputNorm.b) : mean;
+    outputs.push(h);
   }
-  const { outputs } = unroll(plan, cell.weights, lookup(embedding, window.inputs), initial, undefined, cell.normalise, slicing, undefined, cell.inputBias);
-  return crossEntropy(tiedSoftmax(outputs, embedding), window.targets);
+  return crossEntropy(tiedSoftmax(tf.concat(outputs, 0), embedding), window.targets);
+}
+
+/**
+ * Nodes 1… grouped by the node they read, in order of that node (so a group's input is computed
+ * before it); unbatched, each node alone in node order. Batching siblings pays with native
+ * slicing (tfjs-node: RNN inference 5,940 → 6,930 tokens/s) and not on wasm, where the tile, the
+ * concatenations and the strided gathers it adds cost more than the calls it saves (3,830 → 2,800).
+ */
+function siblingGroups(plan: CellPlan, batched: boolean): { parent: number; children: number[] }[] {
+  if (!batched) return plan.prev.slice(1).map((parent, i) => ({ parent, children: [i + 1] }));
+  const groups = plan.prev.map((_, parent) => ({ parent, children: [] as number[] }));
+  plan.prev.forEach((p, j) => j > 0 && groups[p]!.children.push(j));
+  return groups.filter((group) => group.children.length > 0);
 }
 
 export interface WindowGradients {
