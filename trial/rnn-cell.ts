@@ -264,7 +264,6 @@ function normaliseWithBatch(x: tf.Tensor, bn: BatchNormTensors, traces: NormTrac
   return tf.add(tf.mul(normalised, bn.scale), bn.offset);
 }
 
-/** Evaluation-time batch norms, each folded into one affine map x·a + b from the moving statistics. */
 /** A batch norm on moving statistics as the affine map x·a + b. */
 function movingAffine(bn: BatchNormTensors): { a: tf.Tensor; b: tf.Tensor } {
   const a = tf.mul(bn.scale, tf.rsqrt(tf.add(bn.movingVariance, BN_EPSILON)));
