@@ -80,7 +80,7 @@ export abstract class ImageClassifier<G extends Genotype> implements TrainableMo
     // Split off first, so dropout and drop-path are the same whether or not the init runs.
     this.rng = initRandom.split();
     this.store = new VariableStore(initRandom, config.initScale, config.initialState);
-    this.store.onBackend = (name, variable) => {
+    this.store.onUpload = (name, variable) => {
       this.stateNames.set(variable.name, name);
       if (variable.trainable) this.trainables.push(variable);
     };

@@ -84,7 +84,7 @@ export const onBackend = (variable: ModelVariable): tf.Variable => (variable ins
 export class VariableStore {
   readonly variables = new Map<string, ModelVariable>();
   /** Called with each variable as it reaches the backend: at declaration, or on first read when deferred. */
-  onBackend: (name: string, variable: tf.Variable) => void = () => {};
+  onUpload: (name: string, variable: tf.Variable) => void = () => {};
 
   /**
    * `initScale` multiplies every He-normal standard deviation (1: the reference; trial option
@@ -105,12 +105,12 @@ export class VariableStore {
     let variable: ModelVariable;
     if (this.initial) {
       const values = initialValues(this.initial, name, shape) as Float32Array;
-      variable = new DeferredVariable([...shape], values, trainable, (uploaded) => this.onBackend(name, uploaded));
+      variable = new DeferredVariable([...shape], values, trainable, (uploaded) => this.onUpload(name, uploaded));
     } else {
       const value = init();
       variable = tf.variable(value, trainable);
       value.dispose();
-      this.onBackend(name, variable);
+      this.onUpload(name, variable);
     }
     this.variables.set(name, variable);
     return variable;
