@@ -492,7 +492,7 @@ export function windowLoss(
   const hiddenRows = cut.rows(folded[0]!, H, H);
   const groups = siblingGroups(plan, slicing === 'native').map(({ parent, children }) => {
     // Siblings read the same node, so one product serves them all: their matrices side by side,
-    // all candidate halves first, then all gate halves (on tfjs-node a kernel call costs ≈45 µs).
+    // all candidate halves first, then all gate halves (on tfjs-node a call costs 10–50 µs before any arithmetic).
     const side = (tensors: tf.Tensor[]): tf.Tensor => {
       if (tensors.length === 1) return tensors[0]!;
       const halves = tensors.map((t) => cut.halves(t));
