@@ -46,7 +46,7 @@ const batchSize = Number(values.batch);
 const steps = Number(values.steps);
 const workers = Number(values.workers);
 if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('--workers must be a positive integer');
-const backend = await setupBackend(backendName);
+const backend = await setupBackend(backendName, undefined, { replicas: workers });
 const random = new Random(1);
 const LR = 0.05;
 

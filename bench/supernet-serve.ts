@@ -48,7 +48,7 @@ const workers = Number(values.workers);
 if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('--workers must be a positive integer');
 const number = (value: string | undefined, fallback: number): number => (value === undefined ? fallback : Number(value));
 
-const backend = await setupBackend(backendName);
+const backend = await setupBackend(backendName, undefined, { replicas: workers });
 const random = new Random(1);
 const CNN_LR = 0.05;
 

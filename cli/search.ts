@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { RUN_FILE } from '../common/results.js';
-import { BACKENDS, type BackendInfo, type BackendName } from '../trial/backend.js';
+import { BACKENDS, type BackendInfo, type BackendName, type BackendOptions } from '../trial/backend.js';
 import { PRESET_NAMES, type PresetName } from '../embedded/presets.js';
 import { checkSchedule, readSettings, resolveSearchSettings, SETTINGS_FILE, type SearchSettings } from '../embedded/settings.js';
 import { overridesFromFlags, SEARCH_FLAGS, SIZE_FLAGS, type SearchFlagValues } from '../embedded/search-flags.js';
@@ -50,20 +50,21 @@ const defaultRunDir = (settings: SearchSettings): string => resolve('runs', `${s
  * on the slow cpu backend: falling back from tfjs-node, which cannot be installed here, to wasm
  * is the normal case (TFJS-BACKENDS.md §1), and the chosen backend is printed anyway.
  */
-export async function startBackend(forced: BackendName | undefined, print: (line: string) => void): Promise<BackendInfo> {
+export async function startBackend(forced: BackendName | undefined, print: (line: string) => void, options: BackendOptions = {}): Promise<BackendInfo> {
   const { setupBackend } = await import('../trial/backend.js');
   const warnings: string[] = [];
-  const backend = await setupBackend(forced, (line) => warnings.push(line));
+  const backend = await setupBackend(forced, (line) => warnings.push(line), options);
   if (backend.name === 'cpu') for (const line of warnings) print(line);
   return backend;
 }
 
 /**
- * Worker threads for a CNN search unless --workers says otherwise: both cores (bench/parallel.ts
- * measured 1.46× the images/s of one thread at the reference micro size, 1.07× at the default
- * preset's C=8), but one on tfjs-node, whose kernels already use every core.
+ * Worker threads for a CNN search unless --workers says otherwise: both cores. bench/parallel.ts
+ * measured 1.46× the images/s of one thread on wasm at the reference micro size (1.07× at the
+ * default preset's C=8); on tfjs-node two workers with one TensorFlow thread each beat one
+ * process on TensorFlow's pool (trial/backend.ts BackendOptions).
  */
-const defaultWorkers = (backend: BackendName): number => (backend === 'tensorflow' ? 1 : Math.min(2, availableParallelism()));
+const defaultWorkers = (): number => Math.min(2, availableParallelism());
 
 /** Adds the sizing options shared by search and retrain. */
 export function addSizeOptions<T>(y: Argv<T>): Argv<T> {
@@ -85,7 +86,7 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
         .option('resume', { type: 'boolean', default: false, describe: 'continue the search in the run directory from its checkpoint' })
         .options(SEARCH_FLAGS)
         .option('policy', { choices: ['enas', 'random'] as const, describe: "random: uniform sampling with weight sharing, the paper's random-search baseline (overrides classArgs policy)" })
-        .option('workers', { type: 'number', describe: 'CNN spaces: threads training the supernet data-parallel (default: 2 cores, 1 on tfjs-node)' }),
+        .option('workers', { type: 'number', describe: 'CNN spaces: threads training the supernet data-parallel (default: 2 cores)' }),
     )
       .example('$0 search --config config.yml', 'micro search on Fashion-MNIST, about 20 minutes on 2 idle cores')
       .example('$0 search --config config.yml --resume', 'continue it after Ctrl-C or a crash')
@@ -121,10 +122,12 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
         throw new Error(`${runDir} already holds a search: pass --resume to continue it, or --out for a new one`);
       for (const note of resolved.notes) print(`note: ${note}`);
     }
-    const backend = await startBackend(args.backend ?? settings.backend ?? undefined, print);
-    print(`nni-enas search: ${settings.spec.space} space from ${settings.config}, backend ${backend.detail}`);
-    const workers = args.workers ?? defaultWorkers(backend.name);
+    const workers = args.workers ?? defaultWorkers();
     if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers must be a positive integer, not ${args.workers}`);
+    // The RNN supernet trains in this thread whatever --workers says (embedded/search-setup.ts).
+    const replicas = settings.spec.space === 'rnn' ? 1 : workers;
+    const backend = await startBackend(args.backend ?? settings.backend ?? undefined, print, { replicas });
+    print(`nni-enas search: ${settings.spec.space} space from ${settings.config}, backend ${backend.detail}`);
     const stop = catchInterrupts((line) => print(line));
     try {
       const outcome = await runSearch(runDir, settings, args.resume, { print, progress, stop }, workers);

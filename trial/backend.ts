@@ -24,11 +24,28 @@ export interface BackendInfo {
 let active: BackendInfo | undefined;
 const requireCommonJs = createRequire(import.meta.url);
 
-async function tryTensorflow(): Promise<string> {
+export interface BackendOptions {
+  /**
+   * Threads that will each run a replica of the model (trial/parallel.ts workers). With more than
+   * one, TensorFlow runs each op in its caller's thread (TF_NUM_INTRAOP_THREADS=1, unless set):
+   * its default pool of one thread per core, shared by the replicas, oversubscribes the cores.
+   * Measured on 2 cores (`node dist/bench/supernet-cnn.js --backend tensorflow --workers W`,
+   * images/s): macro training 2 workers 120 → 150 (one process: 109), micro 48 → 75 (57); one
+   * process keeps the pool, which it gains from (macro 98, micro 47 with one thread).
+   */
+  replicas?: number;
+}
+
+/** TensorFlow reads this once, when tfjs-node loads. */
+const INTRA_OP_THREADS = 'TF_NUM_INTRAOP_THREADS';
+
+async function tryTensorflow({ replicas = 1 }: BackendOptions): Promise<string> {
+  if (replicas > 1) process.env[INTRA_OP_THREADS] ??= '1';
+  const threads = process.env[INTRA_OP_THREADS];
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     try {
       requireCommonJs(pkg);
-      if (await tf.setBackend('tensorflow')) return pkg;
+      if (await tf.setBackend('tensorflow')) return threads ? `${pkg} (${INTRA_OP_THREADS}=${threads})` : pkg;
     } catch {
       // not installed, or its native binary failed to load: try the next one
     }
@@ -52,7 +69,7 @@ async function tryCpu(): Promise<string> {
   return '@tensorflow/tfjs-backend-cpu';
 }
 
-const LOADERS: Record<BackendName, () => Promise<string>> = { tensorflow: tryTensorflow, wasm: tryWasm, cpu: tryCpu };
+const LOADERS: Record<BackendName, (options: BackendOptions) => Promise<string>> = { tensorflow: tryTensorflow, wasm: tryWasm, cpu: tryCpu };
 
 /**
  * Initialises a backend once per process. With `forced`, only that backend is tried and its
@@ -61,6 +78,7 @@ const LOADERS: Record<BackendName, () => Promise<string>> = { tensorflow: tryTen
 export async function setupBackend(
   forced?: BackendName,
   warn: (line: string) => void = (line) => console.warn(line),
+  options: BackendOptions = {},
 ): Promise<BackendInfo> {
   if (active) {
     if (forced && forced !== active.name)
@@ -70,7 +88,7 @@ export async function setupBackend(
   const order = forced ? [forced] : BACKENDS;
   for (const name of order) {
     try {
-      const detail = await LOADERS[name]();
+      const detail = await LOADERS[name](options);
       active = { name, detail };
       return active;
     } catch (error) {
