@@ -57,7 +57,8 @@ let batch: Batch;
 let lr: number;
 if (space === 'rnn') {
   const [vocabSize, batchSize, bptt] = [Number(values.vocab), number(values.batch, RNN_SEARCH_TRAINING.batchSize), Number(values.bptt)];
-  model = new RnnSupernet({ vocabSize, hiddenSize: Number(values.hidden), nodes: number(values.nodes, 12) }) as TrainableModel<Genotype>;
+  const plain = new RnnSupernet({ vocabSize, hiddenSize: Number(values.hidden), nodes: number(values.nodes, 12) });
+  model = parallelize(plain as TrainableModel<Genotype>, workers);
   const tokens = Int32Array.from({ length: batchSize * (bptt + 1) }, () => random.int(vocabSize));
   const window = tf.tensor2d(tokens, [batchSize, bptt + 1], 'int32');
   batch = { x: tf.slice(window, [0, 0], [-1, bptt]), y: tf.slice(window, [0, 1], [-1, bptt]) };

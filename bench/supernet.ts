@@ -201,10 +201,10 @@ interface Timing {
 const timing = (): Timing => ({ seconds: 0, flops: 0, examples: 0, rounds: [] });
 const loadLine = (): string => loadavg().map((l) => l.toFixed(2)).join(' / ');
 
-/** The warm servers of one space: every tfjs backend (one thread, and data-parallel for the CNNs) and every PyTorch. */
+/** The warm servers of one space: every tfjs backend (one thread, and data-parallel) and every PyTorch. */
 async function startImplementations(space: SupernetSpace, options: BenchOptions, pythons: { python: string; version: string }[]): Promise<Implementation[]> {
   const tfjs = options.backends.flatMap((backend) =>
-    (space !== 'rnn' && backend !== 'cpu' ? [1, 2] : [1]).map((workers) => ({
+    (backend !== 'cpu' ? [1, 2] : [1]).map((workers) => ({
       label: `tfjs ${backend}${workers > 1 ? `, ${workers} workers` : ''}`,
       command: process.execPath,
       args: [join(BENCH_DIR, 'supernet-serve.js'), '--space', space, '--backend', backend, '--workers', String(workers), ...SIZES[space]],

@@ -162,10 +162,10 @@ export interface SearchParts {
 }
 
 /**
- * `workers` > 1 trains the CNN supernets data-parallel over that many threads (trial/parallel.ts:
+ * `workers` > 1 trains the supernet data-parallel over that many threads (trial/parallel.ts:
  * wasm runs one thread, so this is how a search uses more than one core; per-shard batch norm and
- * dropout masks that a resume does not reproduce are the differences). The RNN supernet has no
- * data-parallel recipe and stays in this thread.
+ * dropout masks that a resume does not reproduce are the differences; the RNN's replicas each
+ * carry the hidden state of their own rows).
  */
 export function buildSearch(settings: SearchSettings, workers = 1): SearchParts {
   const task = createTask(trialOptionsOf(settings), settings.spec);

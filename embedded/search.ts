@@ -34,7 +34,7 @@ export interface SearchOutcome {
 
 /**
  * Starts a search in `runDir` (which must not hold one) or resumes the one there; see the file
- * comment. `workers` > 1 trains a CNN supernet data-parallel (search-setup.ts buildSearch).
+ * comment. `workers` > 1 trains the supernet data-parallel (search-setup.ts buildSearch).
  */
 export async function runSearch(runDir: string, settings: SearchSettings, resume: boolean, io: SearchIo, workers = 1): Promise<SearchOutcome> {
   const parts = buildSearch(settings, workers);

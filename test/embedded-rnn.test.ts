@@ -13,6 +13,7 @@ import { BEST_JSON } from '../embedded/architectures.js';
 import { loadExportedModel } from '../embedded/export.js';
 import { runRetrain } from '../embedded/retrain.js';
 import { runSearch } from '../embedded/search.js';
+import { readHistory } from '../embedded/history.js';
 import { resolveSearchSettings } from '../embedded/settings.js';
 import { freshDir, KJV_PTB, quietIo, retrainSettings, trainedNetwork, writeConfig } from './embedded-fixtures.js';
 
@@ -41,5 +42,17 @@ describe('rnn', () => {
     tf.dispose([window.x, window.y]);
     network.dispose();
     exported.dispose();
+  });
+
+  it('searches over 2 worker threads, each replica carrying its rows\' hidden state across windows and zeroing it per epoch', async () => {
+    const config = writeConfig(RNN, `--dataset ptb --data-dir ${KJV_PTB}`);
+    const settings = resolveSearchSettings(config, { preset: 'tiny', epochs: 2, trial: {} }).settings;
+    const run = freshDir('rnn-workers');
+    const searched = await runSearch(run, settings, false, quietIo(), 2);
+    expect(searched).toMatchObject({ finished: true, epochs: 2 });
+    const epochs = readHistory(join(run, 'history.jsonl')).filter((r) => r.type === 'epoch');
+    expect(epochs).toHaveLength(2);
+    for (const epoch of epochs) expect(epoch.type === 'epoch' && Number.isFinite(epoch.trainLoss)).toBe(true);
+    expect(searched.derived!.result.ranking[0]!.score.perplexity).toBeGreaterThan(1);
   });
 });

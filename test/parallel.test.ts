@@ -9,11 +9,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import type { MacroGenotype, MicroGenotype } from '../search-spaces/genotype.js';
+import type { Genotype, MacroGenotype, MicroGenotype, RnnGenotype } from '../search-spaces/genotype.js';
+import type { Batch } from '../trial/model.js';
 import { DEFAULT_SPECS, type SpaceSpec } from '../search-spaces/spaces.js';
 import { setupBackend, type BackendName } from '../trial/backend.js';
 import { DataParallelModel, parallelize, shardSizes, weightedAverage } from '../trial/parallel.js';
-import { buildFromRecipe, pack, replicaRandomState, type AnyClassifier, type ModelRecipe } from '../trial/parallel-recipe.js';
+import { buildFromRecipe, pack, replicaRandomState, type ModelRecipe, type Packed, type ReplicaModel } from '../trial/parallel-recipe.js';
+import { Random } from '../common/random.js';
 import { assignModelState, readModelState } from '../trial/store-tf.js';
 import { batchAt, fashionTiny, type TinyImages } from './fashion-tiny.js';
 import { randomArc } from './random-arch.js';
@@ -25,6 +27,8 @@ const MICRO: ModelRecipe = {
   config: { inputShape: [14, 14, 1], channels: 8, layers: 3, nodes: 3, seed: 1 },
 };
 const MACRO: ModelRecipe = { kind: 'macro-supernet', config: { inputShape: [14, 14, 1], channels: 8, layers: 4, seed: 1 } };
+const RNN: ModelRecipe = { kind: 'rnn-supernet', config: { vocabSize: 40, hiddenSize: 8, nodes: 4, seed: 1 } };
+const rnnSpec: SpaceSpec = { ...DEFAULT_SPECS.rnn, nodes: 4 } as SpaceSpec;
 const microSpec: SpaceSpec = { ...DEFAULT_SPECS.micro, nodes: 3 } as SpaceSpec;
 const macroSpec: SpaceSpec = { ...DEFAULT_SPECS.macro, layers: 4 } as SpaceSpec;
 
@@ -47,15 +51,57 @@ function maxDiff(a: ReadonlyMap<string, ArrayLike<number>>, b: ReadonlyMap<strin
   return diff;
 }
 
-const hostState = (model: AnyClassifier): Map<string, Float32Array | Int32Array> =>
+const hostState = (model: ReplicaModel): Map<string, Float32Array | Int32Array> =>
   new Map([...model.state].map(([name, v]) => [name, v.dataSync<'float32' | 'int32'>().slice()]));
 
 /** The main-thread copy of a data-parallel model's state, on the host. */
 const mainCopy = (dp: DataParallelModel<never>): Map<string, Float32Array | Int32Array> =>
   new Map([...dp.state].map(([name, v]) => [name, v.dataSync<'float32' | 'int32'>().slice()]));
 
+/** Names of the state a step assigns rather than trains: moving statistics, step counters. */
+const movingNames = (model: ReplicaModel): string[] =>
+  [...model.state].filter(([n, v]) => !(v as tf.Variable).trainable && !n.endsWith('/momentum')).map(([n]) => n);
+
+/**
+ * One two-worker step done by hand on two replicas (the second on worker 1's random stream): the
+ * gradients of each half, their shard-weighted mean, the same mean of the moving statistics the
+ * step changed, one update on both. Returns the loss the data-parallel step should report.
+ */
+function stepByHand<G extends Genotype>(replicas: [ReplicaModel<G>, ReplicaModel<G>], g: G, batch: Batch, lr: number): number {
+  const [a, b] = replicas;
+  const [h0, h1] = halves(batch.x, batch.y) as [Half, Half];
+  const w = [h0.rows / batch.x.shape[0]!, h1.rows / batch.x.shape[0]!];
+  const names = movingNames(a);
+  const before = names.map((n) => a.state.get(n)!.dataSync().slice());
+  const r0 = a.computeGradients(g, h0);
+  const r1 = b.computeGradients(g, h1);
+  const grads = weightedAverage([pack(r0.grads), pack(r1.grads)], w);
+  const changed = names.filter((n, i) => a.state.get(n)!.dataSync().some((v, j) => v !== before[i]![j]));
+  const moving = weightedAverage(
+    [a, b].map((m) => pack(changed.map((n) => [n, m.state.get(n)!.dataSync()] as const))),
+    w,
+  );
+  for (const m of [a, b]) {
+    m.applyGradients(new Map(unpackAll(grads)), lr, g);
+    for (const [n, values] of unpackAll(moving)) {
+      const v = m.state.get(n) as tf.Variable;
+      const t = tf.tensor(values, v.shape);
+      v.assign(t);
+      t.dispose();
+    }
+  }
+  tf.dispose([h0.x, h0.y, h1.x, h1.y]);
+  return w[0]! * r0.stats.loss + w[1]! * r1.stats.loss;
+}
+
+interface Half {
+  x: tf.Tensor;
+  y: tf.Tensor;
+  rows: number;
+}
+
 /** Halves of a batch, as DataParallelModel cuts them. */
-function halves(x: tf.Tensor, y: tf.Tensor): { x: tf.Tensor; y: tf.Tensor; rows: number }[] {
+function halves(x: tf.Tensor, y: tf.Tensor): Half[] {
   const [a, b] = shardSizes(x.shape[0]!, 2) as [number, number];
   return [
     { x: tf.slice(x, 0, a), y: tf.slice(y, 0, a), rows: a },
@@ -95,34 +141,12 @@ describe('DataParallelModel', () => {
     const b = buildFromRecipe(MACRO);
     b.random.restore(replicaRandomState(seed, 1, b.random.state));
     try {
-      const movingNames = [...a.state].filter(([n, v]) => !v.trainable && !n.endsWith('/momentum')).map(([n]) => n);
-      expect(movingNames.some((n) => n.endsWith('moving_mean'))).toBe(true);
+      expect(movingNames(a).some((n) => n.endsWith('moving_mean'))).toBe(true);
       for (let k = 0; k < 4; k++) {
         const batch = batchAt(data, k, BATCH);
         const stats = dp.trainStep(g, batch, LR);
-        // By hand: each replica's half, the weighted mean of gradients and moving statistics, one update.
-        const [h0, h1] = halves(batch.x, batch.y);
-        const w = [h0!.rows / BATCH, h1!.rows / BATCH];
-        const before = movingNames.map((n) => a.state.get(n)!.dataSync().slice());
-        const r0 = a.computeGradients(g, h0!);
-        const r1 = b.computeGradients(g, h1!);
-        const grads = weightedAverage([pack(r0.grads), pack(r1.grads)], w);
-        const changed = movingNames.filter((n, i) => a.state.get(n)!.dataSync().some((v, j) => v !== before[i]![j]));
-        const moving = weightedAverage(
-          [a, b].map((m) => pack(changed.map((n) => [n, m.state.get(n)!.dataSync()] as const))),
-          w,
-        );
-        for (const m of [a, b]) {
-          m.applyGradients(new Map(grads.names.map((n, i) => [n, grads.data.subarray(sum(grads.lengths, i), sum(grads.lengths, i + 1))])), LR);
-          moving.names.forEach((n, i) => {
-            const v = m.state.get(n)!;
-            const t = tf.tensor(moving.data.subarray(sum(moving.lengths, i), sum(moving.lengths, i + 1)), v.shape);
-            v.assign(t);
-            t.dispose();
-          });
-        }
-        expect(stats.loss).toBeCloseTo(w[0]! * r0.stats.loss + w[1]! * r1.stats.loss, 5);
-        tf.dispose([batch.x, batch.y, h0!.x, h0!.y, h1!.x, h1!.y]);
+        expect(stats.loss).toBeCloseTo(stepByHand([a, b], g, batch, LR), 5);
+        tf.dispose([batch.x, batch.y]);
       }
       const [s0, s1] = dp.replicaStates();
       expect(maxDiff(s0!, s1!)).toBe(0);
@@ -133,6 +157,67 @@ describe('DataParallelModel', () => {
     } finally {
       a.dispose();
       b.dispose();
+      dp.dispose();
+    }
+  });
+
+  it('RNN supernet, two workers: each replica carries its rows\' hidden state; equals averaging half-batch gradients by hand, resets included', () => {
+    const g = randomArc<RnnGenotype>(rnnSpec, 3);
+    const seed = RNN.config.seed!;
+    const dp = new DataParallelModel<RnnGenotype>(RNN, { workers: 2, replyTimeoutMs: 60_000 });
+    const a = buildFromRecipe(RNN);
+    const b = buildFromRecipe(RNN);
+    b.random.restore(replicaRandomState(seed, 1, b.random.state));
+    const [rows, steps, vocab] = [5, 6, RNN.config.vocabSize!];
+    let tensorsAfterFirst: number | undefined;
+    const tokens = new Random(7);
+    try {
+      expect(movingNames(a).length).toBe(2 * (4 + 1));
+      for (let k = 0; k < 4; k++) {
+        if (k === 2) for (const m of [dp, a, b]) m.resetState!();
+        const window = tf.tensor2d(Int32Array.from({ length: rows * (steps + 1) }, () => tokens.int(vocab)), [rows, steps + 1], 'int32');
+        const batch = { x: tf.slice(window, [0, 0], [-1, steps]), y: tf.slice(window, [0, 1], [-1, steps]) };
+        const stats = dp.trainStep(g, batch, 20);
+        expect(stats.accuracy).toBeUndefined();
+        expect(stats.loss).toBeCloseTo(stepByHand([a, b], g, batch, 20), 5);
+        tf.dispose([window, batch.x, batch.y]);
+        // computeGradients and applyGradients keep no tensor beyond the carried state.
+        tensorsAfterFirst ??= tf.memory().numTensors;
+        expect(tf.memory().numTensors).toBe(tensorsAfterFirst);
+      }
+      const [s0, s1] = dp.replicaStates();
+      expect(maxDiff(s0!, s1!)).toBe(0);
+      expect(maxDiff(s0!, hostState(a))).toBe(0);
+    } finally {
+      a.dispose();
+      b.dispose();
+      dp.dispose();
+    }
+  });
+
+  it('RNN supernet, one worker: equals the plain model bit for bit, carried state and evaluation included', () => {
+    const g = randomArc<RnnGenotype>(rnnSpec, 4);
+    const plain = buildFromRecipe(RNN);
+    const dp = new DataParallelModel<RnnGenotype>(RNN, { workers: 1, replyTimeoutMs: 60_000 });
+    const tokens = new Random(8);
+    const window = () => {
+      const ids = tf.tensor2d(Int32Array.from({ length: 4 * 6 }, () => tokens.int(40)), [4, 6], 'int32');
+      const batch = { x: tf.slice(ids, [0, 0], [-1, 5]), y: tf.slice(ids, [0, 1], [-1, 5]) };
+      ids.dispose();
+      return batch;
+    };
+    try {
+      for (let k = 0; k < 3; k++) {
+        const batch = window();
+        expect(dp.trainStep(g, batch, 20).loss).toBe(plain.trainStep(g, batch, 20).loss);
+        tf.dispose([batch.x, batch.y]);
+      }
+      const batch = window();
+      expect(dp.evaluate(g, batch)).toEqual(plain.evaluate(g, batch));
+      tf.dispose([batch.x, batch.y]);
+      expect(maxDiff(hostState(plain), mainCopy(dp))).toBe(0);
+    } finally {
+      plain.dispose();
       dp.dispose();
     }
   });
@@ -197,6 +282,11 @@ describe('DataParallelModel', () => {
     expect(() => new DataParallelModel(MICRO, { workers: 2, workerModule: missing, replyTimeoutMs: 60_000 })).toThrow(/worker 0: cannot load/);
   });
 });
+
+/** Name and values of every tensor of a packed buffer. */
+function unpackAll(packed: Packed): [string, Float32Array][] {
+  return packed.names.map((n, i) => [n, packed.data.subarray(sum(packed.lengths, i), sum(packed.lengths, i + 1))]);
+}
 
 function sum(xs: readonly number[], end: number): number {
   let total = 0;

@@ -1,28 +1,39 @@
 /*
- * A serialisable description of a CNN model (plain JSON: kind, config, genotype), so that a
- * worker thread can build exactly the model the main thread asked for (trial/parallel.ts).
+ * A serialisable description of a model (plain JSON: kind, config, genotype), so that a worker
+ * thread can build exactly the model the main thread asked for (trial/parallel.ts).
  */
 import { readFileSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { Random } from '../common/random.js';
 import type { BackendName } from './backend.js';
-import type { MacroGenotype, MicroGenotype } from '../search-spaces/genotype.js';
-import type { ImageClassifier } from './cnn.js';
+import type { Genotype, MacroGenotype, MicroGenotype } from '../search-spaces/genotype.js';
+import type { Batch, StepStats, TrainableModel } from './model.js';
 import { MacroFixedNet, type MacroFixedConfig } from './fixed/macro.js';
 import { MicroFixedNet, type MicroFixedConfig } from './fixed/micro.js';
 import { MacroSupernet, type MacroSupernetConfig } from './supernet/macro.js';
 import { MicroSupernet, type MicroSupernetConfig } from './supernet/micro.js';
+import { RnnSupernet, type RnnSupernetConfig } from './supernet/rnn.js';
 
 export type ModelRecipe =
   | { kind: 'micro-supernet'; config: Partial<MicroSupernetConfig> }
   | { kind: 'macro-supernet'; config: Partial<MacroSupernetConfig> }
   | { kind: 'micro-fixed'; genotype: MicroGenotype; config: Partial<MicroFixedConfig> }
-  | { kind: 'macro-fixed'; genotype: MacroGenotype; config: Partial<MacroFixedConfig> };
+  | { kind: 'macro-fixed'; genotype: MacroGenotype; config: Partial<MacroFixedConfig> }
+  | { kind: 'rnn-supernet'; config: Omit<Partial<RnnSupernetConfig>, 'initialState'> };
 
-export type AnyClassifier = ImageClassifier<any>;
+/**
+ * A model a worker can hold: `trainStep` split into the gradients of a shard (host arrays keyed
+ * by name) and the update by their average. Moving statistics are variables that are not
+ * trainable and that `computeGradients` assigns.
+ */
+export interface ReplicaModel<G extends Genotype = any> extends TrainableModel<G> {
+  readonly random: Random;
+  computeGradients(g: G, batch: Batch): { grads: Map<string, Float32Array>; stats: StepStats };
+  applyGradients(grads: ReadonlyMap<string, Float32Array>, lr: number, g: G): void;
+}
 
 /** Builds the model a recipe describes (same recipe, same seed → identical initial weights). */
-export function buildFromRecipe(recipe: ModelRecipe): AnyClassifier {
+export function buildFromRecipe(recipe: ModelRecipe): ReplicaModel {
   switch (recipe.kind) {
     case 'micro-supernet':
       return new MicroSupernet(recipe.config);
@@ -32,16 +43,22 @@ export function buildFromRecipe(recipe: ModelRecipe): AnyClassifier {
       return new MicroFixedNet(recipe.genotype, recipe.config);
     case 'macro-fixed':
       return new MacroFixedNet(recipe.genotype, recipe.config);
+    case 'rnn-supernet':
+      return new RnnSupernet(recipe.config);
   }
 }
 
-/** The recipe of a CNN model built here, from its class and config; undefined for any other model (RNNs). */
+/** The recipe of a model built here, from its class and config (stored weights left out: parallelize copies the state); undefined for any other model (the fixed RNN). */
 export function recipeOf(model: unknown): ModelRecipe | undefined {
   const plain = <T>(config: T): T => JSON.parse(JSON.stringify(config)) as T;
   if (model instanceof MicroSupernet) return { kind: 'micro-supernet', config: plain(model.config) };
   if (model instanceof MacroSupernet) return { kind: 'macro-supernet', config: plain(model.config) };
   if (model instanceof MicroFixedNet) return { kind: 'micro-fixed', genotype: plain(model.genotype), config: plain(model.config) };
   if (model instanceof MacroFixedNet) return { kind: 'macro-fixed', genotype: plain(model.genotype), config: plain(model.config) };
+  if (model instanceof RnnSupernet) {
+    const { initialState: _stored, ...config } = model.config;
+    return { kind: 'rnn-supernet', config: plain(config) };
+  }
   return undefined;
 }
 
@@ -93,10 +110,20 @@ export interface Packed {
   data: Float32Array;
 }
 
+/** A shard of a batch: images x [rows,H,W,C] float32 and y [rows], or text x and y [rows,T] int32. */
+export interface Shard {
+  x: Float32Array | Int32Array;
+  shape: number[];
+  y: Int32Array;
+  yShape: number[];
+}
+
 export type Request =
-  | { op: 'compute'; seq: number; g: unknown; x: Float32Array; shape: number[]; y: Int32Array; sentAt: number }
-  | { op: 'apply'; seq: number; lr: number; grads: Packed; moving: Packed }
-  | { op: 'evaluate'; seq: number; g: unknown; x: Float32Array; shape: number[]; y: Int32Array }
+  | ({ op: 'compute'; seq: number; g: unknown; sentAt: number } & Shard)
+  | { op: 'apply'; seq: number; g: unknown; lr: number; grads: Packed; moving: Packed }
+  | ({ op: 'evaluate'; seq: number; g: unknown } & Shard)
+  /** Recurrent models: zero the hidden state the replica carries for its rows. */
+  | { op: 'reset'; seq: number }
   | { op: 'read'; seq: number }
   | { op: 'write'; seq: number; state: StateEntry[]; random?: number[] }
   | { op: 'fail'; seq: number; message: string };
@@ -110,10 +137,11 @@ export interface StateEntry {
 
 export type Reply =
   | { seq: number; op: 'ready'; detail: string }
-  | { seq: number; op: 'computed'; grads: Packed; moving: Packed; loss: number; accuracy: number; computeMs: number; applyMs: number; cpuMs: number; startedAt: number }
-  | { seq: number; op: 'evaluated'; loss: number; accuracy: number }
+  | { seq: number; op: 'computed'; grads: Packed; moving: Packed; loss: number; accuracy?: number; computeMs: number; applyMs: number; cpuMs: number; startedAt: number }
+  | { seq: number; op: 'evaluated'; loss: number; accuracy?: number }
   | { seq: number; op: 'state'; state: StateEntry[]; random: number[] }
   | { seq: number; op: 'written' }
+  | { seq: number; op: 'reset' }
   | { seq: number; op: 'error'; message: string };
 
 export function pack(entries: Iterable<readonly [string, ArrayLike<number>]>): Packed {

@@ -16,9 +16,10 @@ import {
   sharedClock,
   threadCpuMs,
   unpack,
-  type AnyClassifier,
+  type ReplicaModel,
   type Reply,
   type Request,
+  type Shard,
   type StateEntry,
   type WorkerInit,
 } from './parallel-recipe.js';
@@ -38,7 +39,7 @@ async function main(init: WorkerInit): Promise<void> {
   process.on('uncaughtException', (error) => fail(-1, error));
   // The bootstrap script (trial/parallel.ts) reports the thread's exit.
 
-  let model: AnyClassifier;
+  let model: ReplicaModel;
   try {
     const info = await setupBackend(init.backend);
     model = buildFromRecipe(init.recipe);
@@ -53,7 +54,7 @@ async function main(init: WorkerInit): Promise<void> {
   let applyMs = 0;
   let applyCpuMs = 0;
 
-  const toBatch = (x: Float32Array, shape: number[], y: Int32Array) => ({ x: tf.tensor(x, shape), y: tf.tensor1d(y, 'int32') });
+  const toBatch = (shard: Shard) => ({ x: tf.tensor(shard.x, shard.shape), y: tf.tensor(shard.y, shard.yShape, 'int32') });
 
   port.on('message', (request: Request) => {
     try {
@@ -63,7 +64,7 @@ async function main(init: WorkerInit): Promise<void> {
           const start = performance.now();
           const cpuStart = threadCpuMs();
           const before = assignedInForward.map(([, v]) => dataIdOf(v));
-          const batch = toBatch(request.x, request.shape, request.y);
+          const batch = toBatch(request);
           let result;
           try {
             result = model.computeGradients(request.g, batch);
@@ -77,7 +78,7 @@ async function main(init: WorkerInit): Promise<void> {
           const computeMs = performance.now() - start;
           const cpuMs = threadCpuMs() - cpuStart + applyCpuMs;
           post(
-            { seq: request.seq, op: 'computed', grads, moving, ...(result.stats as { loss: number; accuracy: number }), computeMs, applyMs, cpuMs, startedAt },
+            { seq: request.seq, op: 'computed', grads, moving, ...result.stats, computeMs, applyMs, cpuMs, startedAt },
             [grads.data.buffer as ArrayBuffer, moving.data.buffer as ArrayBuffer],
           );
           break;
@@ -85,17 +86,17 @@ async function main(init: WorkerInit): Promise<void> {
         case 'apply': {
           const start = performance.now();
           const cpuStart = threadCpuMs();
-          model.applyGradients(new Map(unpack(request.grads)), request.lr);
+          model.applyGradients(new Map(unpack(request.grads)), request.lr, request.g);
           for (const [name, values] of unpack(request.moving)) assignState(model.state.get(name)!, values);
           applyMs = performance.now() - start;
           applyCpuMs = threadCpuMs() - cpuStart;
           break;
         }
         case 'evaluate': {
-          const batch = toBatch(request.x, request.shape, request.y);
+          const batch = toBatch(request);
           try {
             const stats = model.evaluate(request.g, batch);
-            post({ seq: request.seq, op: 'evaluated', loss: stats.loss, accuracy: stats.accuracy! });
+            post({ seq: request.seq, op: 'evaluated', ...stats });
           } finally {
             tf.dispose([batch.x, batch.y]);
           }
@@ -121,6 +122,10 @@ async function main(init: WorkerInit): Promise<void> {
           post({ seq: request.seq, op: 'written' });
           break;
         }
+        case 'reset':
+          model.resetState?.();
+          post({ seq: request.seq, op: 'reset' });
+          break;
         case 'fail':
           throw new Error(request.message);
       }

@@ -674,6 +674,13 @@ function movingAverage(moving: tf.Tensor, stats: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(moving, BN_DECAY ** T), recent);
 }
 
+/** The value of a scalar tensor, which is disposed. */
+function readScalar(x: tf.Scalar): number {
+  const value = x.dataSync()[0]!;
+  x.dispose();
+  return value;
+}
+
 /** The cell of a genotype as a model stores it: the plan, where each node's weight matrix lives, and E's batch norms if any. */
 export interface CellParameters {
   plan: CellPlan;
@@ -706,6 +713,8 @@ export function checkRecurrentConfig(sizes: Record<string, number>, { keep, reg 
 export abstract class RecurrentLanguageModel implements TrainableModel<RnnGenotype> {
   abstract readonly state: ReadonlyMap<string, tf.Variable>;
   private carried?: tf.Tensor;
+  /** State name by variable, for gradient names. */
+  private stateNames?: Map<tf.Variable, string>;
 
   protected constructor(
     protected readonly embedding: tf.Variable,
@@ -731,48 +740,106 @@ export abstract class RecurrentLanguageModel implements TrainableModel<RnnGenoty
   }
 
   trainStep(genotype: RnnGenotype, batch: Batch, lr: number): StepStats {
-    const { plan, blocks, norms } = this.cell(genotype);
+    const cell = this.cell(genotype);
+    const loss = tf.tidy(() => {
+      const step = this.windowStep(cell, batch);
+      this.update(cell, step.params, step.grads, lr);
+      return step.loss;
+    });
+    return { loss: readScalar(loss) };
+  }
+
+  /**
+   * The forward and backward half of `trainStep` (trial/parallel.ts averages these over shards):
+   * the gradients of the mean loss, before L2 and clipping, keyed by `gradientNames`, on the host.
+   * The moving statistics and the carried hidden state are updated as in `trainStep`; the weights
+   * are not.
+   */
+  computeGradients(genotype: RnnGenotype, batch: Batch): { grads: Map<string, Float32Array>; stats: StepStats } {
+    const cell = this.cell(genotype);
+    const names = this.gradientNames(cell);
+    const { loss, grads } = tf.tidy(() => {
+      const { loss, grads } = this.windowStep(cell, batch);
+      return { loss, grads };
+    });
+    const host = new Map(names.map((name, i) => [name, grads[i]!.dataSync() as Float32Array]));
+    tf.dispose(grads);
+    return { grads: host, stats: { loss: readScalar(loss) } };
+  }
+
+  /** The update half of `trainStep`: L2, clipping and SGD of `genotype`'s parameters by the gradients `computeGradients` named. */
+  applyGradients(grads: ReadonlyMap<string, Float32Array>, lr: number, genotype: RnnGenotype): void {
+    const cell = this.cell(genotype);
+    tf.tidy(() => {
+      const params = this.parameters(cell);
+      const tensors = this.gradientNames(cell).map((name, i) => {
+        const values = grads.get(name);
+        if (!values) throw new Error(`no gradient for ${name}`);
+        return tf.tensor(values, params[i]!.shape);
+      });
+      this.update(cell, params, tensors, lr);
+    });
+  }
+
+  /**
+   * Names of the gradients of a cell's parameters, in `parameters` order: the state name of a
+   * whole variable, `name[first:end]` for a node's row block of a shared one.
+   */
+  gradientNames(cell: CellParameters): string[] {
+    const nameOf = (variable: tf.Variable): string => {
+      this.stateNames ??= new Map([...this.state].map(([name, v]) => [v, name]));
+      return this.stateNames.get(variable)!;
+    };
+    return [
+      'embedding',
+      ...cell.blocks.map((b) => (b.rows === b.variable.shape[0] ? nameOf(b.variable) : `${nameOf(b.variable)}[${b.firstRow}:${b.firstRow + b.rows}]`)),
+      ...(cell.norms ?? []).flatMap((bn) => [nameOf(bn.scale), nameOf(bn.offset)]),
+    ];
+  }
+
+  /** What a step of `cell` trains, as tensors: the embedding, each node's block, the norms' scales and offsets. */
+  private parameters(cell: CellParameters): tf.Tensor[] {
+    return [this.embedding, ...cell.blocks.map(readBlock), ...(cell.norms ?? []).flatMap((bn) => [bn.scale, bn.offset])];
+  }
+
+  /**
+   * Loss and gradients (in `parameters` order) of one window; updates the moving statistics and
+   * carries the final hidden state. Runs inside the caller's tidy.
+   */
+  private windowStep(cell: CellParameters, batch: Batch): { loss: tf.Scalar; params: tf.Tensor[]; grads: tf.Tensor[] } {
+    const { plan, blocks, norms } = cell;
     const window = readWindow(batch, this.vocabSize);
     if (this.carried && this.carried.shape[0] !== window.batchSize)
       throw new RangeError(
         `the hidden state is carried for batch size ${this.carried.shape[0]}, got ${window.batchSize}; call resetState() first`,
       );
-    const { loss, final } = tf.tidy(() => {
-      const masks = sampleMasks(this.random, window, this.hiddenSize, this.options.keep);
-      const initial = this.carried ?? tf.zeros([window.batchSize, this.hiddenSize]);
-      const weights = blocks.map(readBlock);
-      const step = windowGradients(plan, this.embedding, weights, window, initial, masks, this.options.reg.slowness, norms);
-      const normParams = (norms ?? []).flatMap((bn) => [bn.scale, bn.offset]);
-      const normGrads = (step.dNorms ?? []).flatMap((d) => [d.scale, d.offset]);
-      const updated = clippedSgd(
-        [this.embedding, ...weights, ...normParams],
-        [step.dEmbedding, ...step.dWeights, ...normGrads],
-        lr,
-        this.options.reg,
-      );
-      this.embedding.assign(updated[0]!);
-      blocks.forEach((block, j) => writeBlock(block, updated[j + 1]!));
-      normParams.forEach((variable, i) => variable.assign(updated[blocks.length + 1 + i]!));
-      norms?.forEach((bn, i) => {
-        bn.movingMean.assign(movingAverage(bn.movingMean, step.batchStats![i]!.mean));
-        bn.movingVariance.assign(movingAverage(bn.movingVariance, step.batchStats![i]!.variance));
-      });
-      return { loss: step.loss, final: step.final };
+    const masks = sampleMasks(this.random, window, this.hiddenSize, this.options.keep);
+    const initial = this.carried ?? tf.zeros([window.batchSize, this.hiddenSize]);
+    const params = this.parameters(cell);
+    const weights = params.slice(1, 1 + blocks.length);
+    const step = windowGradients(plan, this.embedding, weights, window, initial, masks, this.options.reg.slowness, norms);
+    norms?.forEach((bn, i) => {
+      bn.movingMean.assign(movingAverage(bn.movingMean, step.batchStats![i]!.mean));
+      bn.movingVariance.assign(movingAverage(bn.movingVariance, step.batchStats![i]!.variance));
     });
     this.carried?.dispose();
-    this.carried = final;
-    const value = loss.dataSync()[0]!;
-    loss.dispose();
-    return { loss: value };
+    this.carried = tf.keep(step.final);
+    const normGrads = (step.dNorms ?? []).flatMap((d) => [d.scale, d.offset]);
+    return { loss: step.loss, params, grads: [step.dEmbedding, ...step.dWeights, ...normGrads] };
+  }
+
+  /** One clipped SGD step of `cell`'s parameters; the other rows of shared variables stay bit-identical. */
+  private update(cell: CellParameters, params: readonly tf.Tensor[], grads: readonly tf.Tensor[], lr: number): void {
+    const updated = clippedSgd(params, grads, lr, this.options.reg);
+    this.embedding.assign(updated[0]!);
+    cell.blocks.forEach((block, j) => writeBlock(block, updated[j + 1]!));
+    (cell.norms ?? []).flatMap((bn) => [bn.scale, bn.offset]).forEach((variable, i) => variable.assign(updated[cell.blocks.length + 1 + i]!));
   }
 
   evaluate(genotype: RnnGenotype, batch: Batch): StepStats {
     const { plan, blocks, norms } = this.cell(genotype);
     const window = readWindow(batch, this.vocabSize);
-    const loss = tf.tidy(() => windowLoss(plan, this.embedding, blocks.map(readBlock), window, norms));
-    const value = loss.dataSync()[0]!;
-    loss.dispose();
-    return { loss: value };
+    return { loss: readScalar(tf.tidy(() => windowLoss(plan, this.embedding, blocks.map(readBlock), window, norms))) };
   }
 
   resetState(): void {

@@ -141,11 +141,17 @@ export class RnnSupernet extends RecurrentLanguageModel {
     const state = new Map<string, tf.Variable>();
     for (const [name, shape] of rnnSupernetShapes(full)) {
       const normTensor = name.startsWith('bn_') ? (name.split('/')[1] as keyof typeof NORM_TENSORS) : undefined;
+      // Moving statistics are assigned, not trained (trial/parallel-worker.ts averages what a step assigned).
+      const trainable = normTensor !== 'moving_mean' && normTensor !== 'moving_variance';
       const initial = full.initialState && initialTensor(full.initialState, name, shape);
       if (initial) {
-        state.set(name, tf.variable(initial));
+        state.set(name, tf.variable(initial, trainable));
         initial.dispose();
-      } else state.set(name, normTensor ? tf.variable(tf.fill(shape, NORM_TENSORS[normTensor])) : uniformVariable(initRandom, shape, range));
+      } else if (normTensor) {
+        const value = tf.fill(shape, NORM_TENSORS[normTensor]);
+        state.set(name, tf.variable(value, trainable));
+        value.dispose();
+      } else state.set(name, uniformVariable(initRandom, shape, range));
     }
     super(state.get('embedding')!, { keep: full.keep, reg: full }, random);
     this.config = full;
