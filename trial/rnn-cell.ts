@@ -785,7 +785,7 @@ export abstract class RecurrentLanguageModel implements TrainableModel<RnnGenoty
    * Names of the gradients of a cell's parameters, in `parameters` order: the state name of a
    * whole variable, `name[first:end]` for a node's row block of a shared one.
    */
-  gradientNames(cell: CellParameters): string[] {
+  private gradientNames(cell: CellParameters): string[] {
     const nameOf = (variable: tf.Variable): string => {
       this.stateNames ??= new Map([...this.state].map(([name, v]) => [v, name]));
       return this.stateNames.get(variable)!;
