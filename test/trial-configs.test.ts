@@ -41,6 +41,8 @@ describe('experiment configs', () => {
 
       const options = parseTrialArgs(trialArgsOfCommand(config.trialCommand));
       checkOptionsForSpace(options, spec);
+      // Trials that load TensorFlow size its threads by how many run at once (trial/backend.ts BackendOptions).
+      if (options.mode !== 'table') expect(options.trialConcurrency, '--trial-concurrency').toBe(config.trialConcurrency);
       const entry = shellWords(config.trialCommand).find((word) => word.endsWith('trial/main.js'))!;
       expect(existsSync(resolve(config.trialCodeDirectory, entry)), `${entry} (run npx tsc -p .)`).toBe(true);
       const table = options.mode === 'table' ? (options.table ?? defaultNb201TablePath()) : undefined;

@@ -28,6 +28,7 @@ describe('trial options', () => {
       seed: 0,
       weightSharing: 'per-input',
       initScale: 1,
+      trialConcurrency: 1,
     });
   });
 
@@ -35,7 +36,7 @@ describe('trial options', () => {
     const options = parseTrialArgs(
       ('--mode scratch --dataset cifar10 --data-dir /d --subset 3 --valid-fraction 0.2 --channels 8 --layers 0 --hidden 16 ' +
         '--bptt 5 --batch-size 4 --eval-batch-size 6 --train-steps 7 --valid-batches 2 --epochs 3 --table t.csv --store s ' +
-        '--output o --backend cpu --seed 9 --weight-sharing per-node --init-scale 0.5 --grad-clip 5 --params {}').split(' '),
+        '--output o --backend cpu --seed 9 --weight-sharing per-node --init-scale 0.5 --grad-clip 5 --params {} --trial-concurrency 2').split(' '),
     );
     expect(options).toEqual({
       mode: 'scratch',
@@ -61,6 +62,7 @@ describe('trial options', () => {
       initScale: 0.5,
       gradClip: 5,
       params: '{}',
+      trialConcurrency: 2,
     });
   });
 

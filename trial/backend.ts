@@ -26,12 +26,14 @@ const requireCommonJs = createRequire(import.meta.url);
 
 export interface BackendOptions {
   /**
-   * Threads that will each run a replica of the model (trial/parallel.ts workers). With more than
-   * one, TensorFlow runs each op in its caller's thread (TF_NUM_INTRAOP_THREADS=1, unless set):
-   * its default pool of one thread per core, shared by the replicas, oversubscribes the cores.
-   * Measured on 2 cores (`node dist/bench/supernet-cnn.js --backend tensorflow --workers W`,
-   * images/s): macro training 2 workers 120 → 150 (one process: 109), micro 48 → 75 (57); one
-   * process keeps the pool, which it gains from (macro 98, micro 47 with one thread).
+   * Models that will train at once on this machine: the replicas of trial/parallel.ts workers, or
+   * concurrent NNI trials (trial --trial-concurrency). With more than one, TensorFlow runs each op
+   * in its caller's thread (TF_NUM_INTRAOP_THREADS=1, unless set): its default pool of one thread
+   * per core in every replica or process oversubscribes the cores. Measured on 2 cores, images/s
+   * of macro training (`node dist/bench/supernet-cnn.js --backend tensorflow --space macro
+   * --workers W`): 2 workers 120 → 150 (one process: 109), micro 48 → 75 (57); two such processes
+   * at once 177 → 212 together (inference 794 → 894). One alone keeps the pool, which it gains
+   * from (macro 98, micro 47 with one thread).
    */
   replicas?: number;
 }

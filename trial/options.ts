@@ -71,6 +71,8 @@ export interface TrialOptions {
   gradClip?: number;
   params?: string;
   paramsFile?: string;
+  /** Trials NNI runs at once on this machine (config.yml's trialConcurrency); see trial/backend.ts BackendOptions. */
+  trialConcurrency: number;
 }
 
 /** A command line that does not make a valid trial: one line saying which flag and why. */
@@ -120,6 +122,11 @@ export function addTrialOptions<T>(y: Argv<T>): Argv<T> {
       })
       .option('init-scale', { type: 'number', default: 1, describe: "CNNs: scale of the He-normal init's standard deviation (1 = the reference)" })
       .option('grad-clip', { type: 'number', describe: "CNN supernets: clip the gradient's global norm to this bound (default none, or 0: the reference's clipping is a no-op)" })
+      .option('trial-concurrency', {
+        type: 'number',
+        default: 1,
+        describe: "trials running at once on this machine (config.yml's trialConcurrency): with more than one, tfjs-node runs each trial's ops in one thread",
+      })
       .option('params', { type: 'string', describe: 'standalone (no NNI): the parameter dict as JSON' })
       .option('params-file', { type: 'string', describe: "standalone (no NNI): a file holding the parameter dict, or a trial's architecture.json" })
       // A flag given twice takes its last value, so a copied trialCommand can be overridden by appending.
@@ -181,6 +188,7 @@ export function toTrialOptions(raw: Raw): TrialOptions {
     gradClip: raw['grad-clip'] === undefined || raw['grad-clip'] === 0 ? undefined : positive(raw, 'grad-clip'),
     params: text(raw, 'params'),
     paramsFile: text(raw, 'params-file'),
+    trialConcurrency: count(raw, 'trial-concurrency')!,
   };
 }
 

@@ -107,7 +107,7 @@ async function run(readingAhead: Promise<void> | undefined): Promise<void> {
   const dataReady = readingAhead ?? readAhead(dataset, options.dataDir);
   // TensorFlow.js loads only for the modes that train.
   const { setupBackend } = await import('./backend.js');
-  const backend = await setupBackend(options.backend, (line) => print(line));
+  const backend = await setupBackend(options.backend, (line) => print(line), { replicas: options.trialConcurrency });
   print(`backend: ${backend.detail}`);
   phases.end('backend');
   // The weight store is loaded while the worker may still be reading the data; then the worker checks it.
