@@ -58,6 +58,23 @@ const hostState = (model: ReplicaModel): Map<string, Float32Array | Int32Array> 
 const mainCopy = (dp: DataParallelModel<never>): Map<string, Float32Array | Int32Array> =>
   new Map([...dp.state].map(([name, v]) => [name, v.dataSync<'float32' | 'int32'>().slice()]));
 
+/** A data-parallel model of `recipe` over two workers, and by-hand replicas on worker 0's and worker 1's random streams. */
+function twoWorkersAndReplicas<G extends Genotype>(recipe: ModelRecipe): { dp: DataParallelModel<G>; a: ReplicaModel<G>; b: ReplicaModel<G> } {
+  const dp = new DataParallelModel<G>(recipe, { workers: 2, replyTimeoutMs: 60_000 });
+  const a = buildFromRecipe(recipe);
+  const b = buildFromRecipe(recipe);
+  b.random.restore(replicaRandomState(recipe.config.seed!, 1, b.random.state));
+  return { dp, a, b };
+}
+
+/** A training window of `rows` random token rows of `steps` tokens over the RNN recipe's vocabulary: x and y (x shifted by one). */
+function textWindow(random: Random, rows: number, steps: number): Batch {
+  const ids = tf.tensor2d(Int32Array.from({ length: rows * (steps + 1) }, () => random.int(RNN.config.vocabSize!)), [rows, steps + 1], 'int32');
+  const batch = { x: tf.slice(ids, [0, 0], [-1, steps]), y: tf.slice(ids, [0, 1], [-1, steps]) };
+  ids.dispose();
+  return batch;
+}
+
 /** Names of the state a step assigns rather than trains: moving statistics, step counters. */
 const movingNames = (model: ReplicaModel): string[] =>
   [...model.state].filter(([n, v]) => !(v as tf.Variable).trainable && !n.endsWith('/momentum')).map(([n]) => n);
@@ -135,11 +152,7 @@ describe('DataParallelModel', () => {
 
   it('with two workers: replicas stay identical and match averaging half-batch gradients by hand (macro supernet, moving BN stats)', () => {
     const g = randomArc<MacroGenotype>(macroSpec, 3);
-    const seed = MACRO.config.seed!;
-    const dp = new DataParallelModel<MacroGenotype>(MACRO, { workers: 2, replyTimeoutMs: 60_000 });
-    const a = buildFromRecipe(MACRO);
-    const b = buildFromRecipe(MACRO);
-    b.random.restore(replicaRandomState(seed, 1, b.random.state));
+    const { dp, a, b } = twoWorkersAndReplicas<MacroGenotype>(MACRO);
     try {
       expect(movingNames(a).some((n) => n.endsWith('moving_mean'))).toBe(true);
       for (let k = 0; k < 4; k++) {
@@ -163,24 +176,18 @@ describe('DataParallelModel', () => {
 
   it('RNN supernet, two workers: each replica carries its rows\' hidden state; equals averaging half-batch gradients by hand, resets included', () => {
     const g = randomArc<RnnGenotype>(rnnSpec, 3);
-    const seed = RNN.config.seed!;
-    const dp = new DataParallelModel<RnnGenotype>(RNN, { workers: 2, replyTimeoutMs: 60_000 });
-    const a = buildFromRecipe(RNN);
-    const b = buildFromRecipe(RNN);
-    b.random.restore(replicaRandomState(seed, 1, b.random.state));
-    const [rows, steps, vocab] = [5, 6, RNN.config.vocabSize!];
+    const { dp, a, b } = twoWorkersAndReplicas<RnnGenotype>(RNN);
     let tensorsAfterFirst: number | undefined;
     const tokens = new Random(7);
     try {
       expect(movingNames(a).length).toBe(2 * (4 + 1));
       for (let k = 0; k < 4; k++) {
         if (k === 2) for (const m of [dp, a, b]) m.resetState!();
-        const window = tf.tensor2d(Int32Array.from({ length: rows * (steps + 1) }, () => tokens.int(vocab)), [rows, steps + 1], 'int32');
-        const batch = { x: tf.slice(window, [0, 0], [-1, steps]), y: tf.slice(window, [0, 1], [-1, steps]) };
+        const batch = textWindow(tokens, 5, 6);
         const stats = dp.trainStep(g, batch, 20);
         expect(stats.accuracy).toBeUndefined();
         expect(stats.loss).toBeCloseTo(stepByHand([a, b], g, batch, 20), 5);
-        tf.dispose([window, batch.x, batch.y]);
+        tf.dispose([batch.x, batch.y]);
         // computeGradients and applyGradients keep no tensor beyond the carried state.
         tensorsAfterFirst ??= tf.memory().numTensors;
         expect(tf.memory().numTensors).toBe(tensorsAfterFirst);
@@ -200,19 +207,13 @@ describe('DataParallelModel', () => {
     const plain = buildFromRecipe(RNN);
     const dp = new DataParallelModel<RnnGenotype>(RNN, { workers: 1, replyTimeoutMs: 60_000 });
     const tokens = new Random(8);
-    const window = () => {
-      const ids = tf.tensor2d(Int32Array.from({ length: 4 * 6 }, () => tokens.int(40)), [4, 6], 'int32');
-      const batch = { x: tf.slice(ids, [0, 0], [-1, 5]), y: tf.slice(ids, [0, 1], [-1, 5]) };
-      ids.dispose();
-      return batch;
-    };
     try {
       for (let k = 0; k < 3; k++) {
-        const batch = window();
+        const batch = textWindow(tokens, 4, 5);
         expect(dp.trainStep(g, batch, 20).loss).toBe(plain.trainStep(g, batch, 20).loss);
         tf.dispose([batch.x, batch.y]);
       }
-      const batch = window();
+      const batch = textWindow(tokens, 4, 5);
       expect(dp.evaluate(g, batch)).toEqual(plain.evaluate(g, batch));
       tf.dispose([batch.x, batch.y]);
       expect(maxDiff(hostState(plain), mainCopy(dp))).toBe(0);
