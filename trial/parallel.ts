@@ -515,11 +515,7 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
 
 /** The shard-weighted mean of the replicas' statistics (accuracy only where the model reports one). */
 function combine(replies: readonly StepStats[], weights: readonly number[]): StepStats {
-  let loss = 0;
-  let accuracy = 0;
-  replies.forEach((r, k) => {
-    loss += weights[k]! * r.loss;
-    accuracy += weights[k]! * (r.accuracy ?? NaN);
-  });
-  return replies[0]?.accuracy === undefined ? { loss } : { loss, accuracy };
+  const mean = (value: (stats: StepStats) => number) => replies.reduce((sum, r, k) => sum + weights[k]! * value(r), 0);
+  const loss = mean((r) => r.loss);
+  return replies[0]?.accuracy === undefined ? { loss } : { loss, accuracy: mean((r) => r.accuracy!) };
 }
