@@ -7,6 +7,7 @@
  *
  * Prints {"ready": true, "backend": …} once the model is built, then answers each stdin line
  *   {"run": "train" | "infer", "genotypes": [...]}  → {"seconds": wall, "cpuSeconds": process CPU}
+ * (train: one step per architecture; infer: all of them scored through evaluateAll, as the search scores)
  *   {"run": "kernels", "genotypes": [g]}             → {"kernelCalls": n} (one profiled training step)
  * with one stdout line; ends at the end of stdin. Inputs are random (the data does not change the
  * cost): images [batch, 28, 28, 1] by default, token windows [batch, bptt] over --vocab ids.
@@ -17,7 +18,7 @@ import tf = require('@tensorflow/tfjs-core');
 import { Random } from '../common/random.js';
 import type { Genotype } from '../search-spaces/genotype.js';
 import { BACKENDS, setupBackend, type BackendName } from '../trial/backend.js';
-import type { Batch, TrainableModel } from '../trial/model.js';
+import { evaluateAll, type Batch, type TrainableModel } from '../trial/model.js';
 import { parallelize } from '../trial/parallel.js';
 import { MACRO_SEARCH_DEFAULTS, MacroSupernet } from '../trial/supernet/macro.js';
 import { MICRO_SEARCH_DEFAULTS, MicroSupernet } from '../trial/supernet/micro.js';
@@ -90,7 +91,7 @@ interface Request {
 }
 
 async function answer(request: Request): Promise<object> {
-  const step = request.run === 'infer' ? (g: Genotype) => void model.evaluate(g, batch) : (g: Genotype) => void model.trainStep(g, batch, lr);
+  const step = (g: Genotype) => void model.trainStep(g, batch, lr);
   if (request.run === 'kernels') {
     if (workers > 1) throw new Error('kernel calls are counted in one thread only (--workers 1)');
     const info = await tf.profile(() => step(request.genotypes[0]!));
@@ -98,7 +99,9 @@ async function answer(request: Request): Promise<object> {
     return { kernelCalls: info.kernels.filter((k) => tf.getKernel(k.name, tf.getBackend())).length };
   }
   const [wall, cpu] = [performance.now(), cpuSeconds()];
-  for (const g of request.genotypes) step(g);
+  // Inference as the search scores: the whole list at once (several at a time over workers).
+  if (request.run === 'infer') evaluateAll(model, request.genotypes.map((g) => ({ g, batch: { x: tf.clone(batch.x), y: tf.clone(batch.y) } })));
+  else for (const g of request.genotypes) step(g);
   return { seconds: (performance.now() - wall) / 1000, cpuSeconds: cpuSeconds() - cpu };
 }
 

@@ -346,7 +346,7 @@ export async function benchSupernets(options: BenchOptions): Promise<BenchReport
   }
   rows.push(...matmulPeaks(pythons, options.torchThreads, options.log));
   const notes = [
-    `Throughputs: ${options.rounds} interleaved rounds; in each, every implementation (one warm process each) runs the same ${options.steps} sampled architectures, one step each, in rotating order. Training batch ${CNN_BATCH} images or ${RNN.batch}×${RNN.bptt} tokens; inference the same.`,
+    `Throughputs: ${options.rounds} interleaved rounds; in each, every implementation (one warm process each) runs the same ${options.steps} sampled architectures, one step each, in rotating order. Training batch ${CNN_BATCH} images or ${RNN.batch}×${RNN.bptt} tokens; inference the same, the round's architectures scored as the search scores them (trial/model.ts evaluateAll: over workers, each batch whole on one worker, both workers busy; PyTorch one after another).`,
     'GFLOP/s: forward FLOPs of the architectures run, counted as 2 × the multiply-adds of convolutions, depthwise convolutions and dense layers (BN, pools, activations, softmax not counted); a training step counts 3× its forward pass, aux head included (bench/flops.ts).',
     'ratio: value ÷ the best PyTorch figure of the same measurement, the row marked "= reference".',
     `Load average (1 / 5 / 15 min): ${loads.join('; ')}.`,

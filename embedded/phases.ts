@@ -180,47 +180,55 @@ export async function controllerPhase(ctx: SearchContext): Promise<boolean> {
   while (state.phaseDone < total) {
     if (ctx.io.stop.requested) return false;
     const started = performance.now();
-    const tokens = controller.propose();
-    const genotype = fromTokens(settings.spec, tokens);
-    const entropy = sampleEntropy(controller, tokens);
-    const { first, count } = rewardBatchesOf(settings, state);
-    const score = task.score(parts.model, genotype, first, count);
-    ctx.trials.append({
-      seconds: ctx.seconds(),
-      parameter_id: state.samples,
-      parameters: toParams(genotype, settings.spec),
-      metric: score.reward,
-      extra: { epoch: state.epoch + 1, loss: score.loss, ...(score.perplexity !== undefined && { perplexity: score.perplexity }) },
+    // θ only changes at an update, so the samples up to the next one are proposed in order, scored
+    // together (a model with replicas scores several at once) and observed in order: the same
+    // numbers as one at a time, whatever the grouping, so a resumed search matches an unbroken one.
+    const group = Math.min(total - state.phaseDone, settings.controller.numAggregate - state.updateSums.samples);
+    const samples = Array.from({ length: group }, () => {
+      const tokens = controller.propose();
+      const genotype = fromTokens(settings.spec, tokens);
+      return { tokens, genotype, entropy: sampleEntropy(controller, tokens), ...rewardBatchesOf(settings, state) };
     });
-    state.samples++;
-    for (const sums of [state.epochSums, state.updateSums]) {
-      sums.samples++;
-      sums.reward += score.reward;
-      sums.entropy += entropy;
-    }
-    const updated = controller.observe(tokens, score.reward);
-    // The random policy never updates; its records still mark every numAggregate samples.
-    if (updated || state.updateSums.samples === settings.controller.numAggregate) {
-      state.updates++;
-      const { reward, entropy: entropySum, samples } = state.updateSums;
-      const baseline = controller.save().baseline;
-      ctx.history.append({
-        type: 'update',
-        epoch: state.epoch + 1,
-        update: state.updates,
-        globalStep: state.globalStep,
-        reward: reward / samples,
-        baseline,
-        entropy: entropySum / samples,
+    const scores = task.scoreAll(parts.model, samples);
+    samples.forEach(({ tokens, genotype, entropy }, i) => {
+      const score = scores[i]!;
+      ctx.trials.append({
         seconds: ctx.seconds(),
+        parameter_id: state.samples,
+        parameters: toParams(genotype, settings.spec),
+        metric: score.reward,
+        extra: { epoch: state.epoch + 1, loss: score.loss, ...(score.perplexity !== undefined && { perplexity: score.perplexity }) },
       });
-      Object.assign(ctx.latest, { reward: reward / samples, baseline, entropy: entropySum / samples });
-      state.updateSums = emptyUpdateSums();
-    }
-    state.phaseDone++;
+      state.samples++;
+      for (const sums of [state.epochSums, state.updateSums]) {
+        sums.samples++;
+        sums.reward += score.reward;
+        sums.entropy += entropy;
+      }
+      const updated = controller.observe(tokens, score.reward);
+      // The random policy never updates; its records still mark every numAggregate samples.
+      if (updated || state.updateSums.samples === settings.controller.numAggregate) {
+        state.updates++;
+        const { reward, entropy: entropySum, samples: n } = state.updateSums;
+        const baseline = controller.save().baseline;
+        ctx.history.append({
+          type: 'update',
+          epoch: state.epoch + 1,
+          update: state.updates,
+          globalStep: state.globalStep,
+          reward: reward / n,
+          baseline,
+          entropy: entropySum / n,
+          seconds: ctx.seconds(),
+        });
+        Object.assign(ctx.latest, { reward: reward / n, baseline, entropy: entropySum / n });
+        state.updateSums = emptyUpdateSums();
+      }
+      state.phaseDone++;
+    });
     const seconds = (performance.now() - started) / 1000;
     state.epochSums.controllerSeconds += seconds;
-    ctx.eta.record('sample', seconds, count);
+    ctx.eta.record('sample', seconds, samples.reduce((batches, s) => batches + s.count, 0));
     showProgress(ctx, `controller ${state.phaseDone}/${total}`);
     await nextTick();
   }
@@ -235,13 +243,13 @@ export function reportPhase(ctx: SearchContext): void {
   const { parts, state, settings } = ctx;
   const { task, controller, model } = parts;
   const started = performance.now();
-  const report: ScoredArchitecture[] = [];
-  for (let k = 0; k < settings.schedule.reportSamples; k++) {
-    const sampleStarted = performance.now();
-    const tokens = controller.propose();
-    report.push({ tokens, score: task.score(model, fromTokens(settings.spec, tokens), state.validCursor++, 1) });
-    ctx.eta.record('sample', (performance.now() - sampleStarted) / 1000);
-  }
+  const proposed = Array.from({ length: settings.schedule.reportSamples }, () => controller.propose());
+  const scores = task.scoreAll(
+    model,
+    proposed.map((tokens) => ({ genotype: fromTokens(settings.spec, tokens), first: state.validCursor++, count: 1 })),
+  );
+  const report: ScoredArchitecture[] = proposed.map((tokens, k) => ({ tokens, score: scores[k]! }));
+  ctx.eta.record('sample', (performance.now() - started) / 1000, report.length);
   const chosen = report.reduce((best, entry) => (entry.score.reward > best.score.reward ? entry : best));
   const validStarted = performance.now();
   const valid = task.validate(model, fromTokens(settings.spec, chosen.tokens));

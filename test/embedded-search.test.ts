@@ -117,15 +117,26 @@ describe('embedded search', () => {
 
   it('stops mid-epoch with a checkpoint and resumes to the same run', async () => {
     const dir = freshDir('stop');
-    // Safe points are checked once per training step and once per reward sample: this stops in epoch 2's child phase.
-    const perEpoch = settings.schedule.controllerSteps * settings.controller.numAggregate;
+    // Safe points are checked once per training step and once per controller update (its samples are scored together): this stops in epoch 2's child phase.
     const steps = readHistory(join(uninterrupted, 'history.jsonl')).find((r) => r.type === 'epoch')!.globalStep;
-    const stopped = await runSearch(dir, withEpochs(2), false, quietIo(stopAfter(steps + perEpoch + 1)));
+    const stopped = await runSearch(dir, withEpochs(2), false, quietIo(stopAfter(steps + settings.schedule.controllerSteps + 1)));
     expect(stopped).toMatchObject({ finished: false, epochs: 1 });
     const state = loadStore(join(dir, 'checkpoint')).meta.state as { phase: string; phaseDone: number };
     expect(state).toMatchObject({ phase: 'child', phaseDone: 1 });
     const resumed = await runSearch(dir, withEpochs(2), true, quietIo());
     expect(resumed).toMatchObject({ finished: true, epochs: 2 });
+    expect(trialsOf(dir)).toEqual(trialsOf(uninterrupted));
+    expect(untimed(dir)).toEqual(untimed(uninterrupted));
+  });
+
+  it('stops between two controller updates and resumes to the same run', async () => {
+    const dir = freshDir('stop-controller');
+    const steps = readHistory(join(uninterrupted, 'history.jsonl')).find((r) => r.type === 'epoch')!.globalStep;
+    const stopped = await runSearch(dir, withEpochs(2), false, quietIo(stopAfter(steps + 1)));
+    expect(stopped).toMatchObject({ finished: false, epochs: 0 });
+    const state = loadStore(join(dir, 'checkpoint')).meta.state as { phase: string; phaseDone: number };
+    expect(state).toMatchObject({ phase: 'controller', phaseDone: settings.controller.numAggregate });
+    await runSearch(dir, withEpochs(2), true, quietIo());
     expect(trialsOf(dir)).toEqual(trialsOf(uninterrupted));
     expect(untimed(dir)).toEqual(untimed(uninterrupted));
   });

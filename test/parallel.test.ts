@@ -174,6 +174,38 @@ describe('DataParallelModel', () => {
     }
   });
 
+  it('scores whole batches, several at once and in order: each score is the replica\'s own evaluate (micro supernet: batch statistics)', () => {
+    const { dp, a, b } = twoWorkersAndReplicas<MicroGenotype>(MICRO);
+    try {
+      const g = randomArc<MicroGenotype>(microSpec, 5);
+      for (let k = 0; k < 2; k++) {
+        const batch = batchAt(data, k, BATCH);
+        dp.trainStep(g, batch, LR);
+        stepByHand([a, b], g, batch, LR);
+        tf.dispose([batch.x, batch.y]);
+      }
+      const jobs = () => [0, 1, 2, 3, 4].map((k) => ({ g: randomArc<MicroGenotype>(microSpec, 10 + k), batch: batchAt(data, 2 + k, BATCH) }));
+      const expected = jobs().map(({ g: arc, batch }) => {
+        const stats = a.evaluate(arc, batch);
+        tf.dispose([batch.x, batch.y]);
+        return stats;
+      });
+      expect(new Set(expected.map((s) => s.loss)).size).toBe(5);
+      const toScore = jobs();
+      const tensors = tf.memory().numTensors;
+      // Not sharded, so not ghost batch statistics: exactly the whole batch's evaluation.
+      expect(dp.evaluateAll(toScore)).toEqual(expected);
+      expect(tf.memory().numTensors).toBe(tensors - 2 * toScore.length);
+      const [first] = jobs();
+      expect(dp.evaluate(first!.g, first!.batch)).toEqual(expected[0]);
+      tf.dispose([first!.batch.x, first!.batch.y]);
+    } finally {
+      a.dispose();
+      b.dispose();
+      dp.dispose();
+    }
+  });
+
   it('RNN supernet, two workers: each replica carries its rows\' hidden state; equals averaging half-batch gradients by hand, resets included', () => {
     const g = randomArc<RnnGenotype>(rnnSpec, 3);
     const { dp, a, b } = twoWorkersAndReplicas<RnnGenotype>(RNN);

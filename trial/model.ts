@@ -26,6 +26,12 @@ export interface StepStats {
   accuracy?: number;
 }
 
+/** One scoring: architecture `g` on `batch`. */
+export interface Evaluation<G extends Genotype = Genotype> {
+  g: G;
+  batch: Batch;
+}
+
 /**
  * A network whose weights are trained by `trainStep` and read by `evaluate`.
  * Supernets take the architecture per call (a forward pass builds only its subgraph);
@@ -46,7 +52,28 @@ export interface TrainableModel<G extends Genotype = Genotype> {
   trainStep(g: G, batch: Batch, lr: number): StepStats;
   /** Scores architecture `g` on `batch` with the current weights; changes nothing. */
   evaluate(g: G, batch: Batch): StepStats;
+  /**
+   * `evaluate` of every job, in order, each batch disposed once read. Models with replicas
+   * (trial/parallel.ts) score several jobs at once; without this method, `evaluateAll` below
+   * scores them one after another.
+   */
+  evaluateAll?(jobs: Iterable<Evaluation<G>>): StepStats[];
   /** Recurrent models: zero the hidden state carried across training batches (ENAS.md §3, PTB). */
   resetState?(): void;
   dispose(): void;
+}
+
+/** `model.evaluateAll(jobs)`, or `evaluate` of one job after another; every batch is disposed once scored. */
+export function evaluateAll<G extends Genotype>(model: TrainableModel<G>, jobs: Iterable<Evaluation<G>>): StepStats[] {
+  if (model.evaluateAll) return model.evaluateAll(jobs);
+  const stats: StepStats[] = [];
+  for (const { g, batch } of jobs) {
+    try {
+      stats.push(model.evaluate(g, batch));
+    } finally {
+      batch.x.dispose();
+      batch.y.dispose();
+    }
+  }
+  return stats;
 }

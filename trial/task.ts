@@ -24,7 +24,7 @@ import { MacroFixedNet } from './fixed/macro.js';
 import { MicroFixedNet } from './fixed/micro.js';
 import { FixedRnn, RNN_FINAL_TRAINING } from './fixed/rnn.js';
 import type { MetricValue } from './channel/index.js';
-import type { Batch, StepStats, TrainableModel } from './model.js';
+import { evaluateAll, type Batch, type StepStats, type TrainableModel } from './model.js';
 import type { StoreTensors } from './store.js';
 import { cosineLr, REFERENCE_LR } from './optim.js';
 import { checkOptionsForSpace, UsageError, type DatasetName, type TrialOptions } from './options.js';
@@ -53,6 +53,13 @@ export interface Score {
   batches: number;
 }
 
+/** `genotype` on `count` validation batches from batch `first` of the walk through the split, or on the whole split (`count` null). */
+export interface ScoreRequest {
+  genotype: Genotype;
+  first: number;
+  count: number | null;
+}
+
 /** Steps the model through the training data from one global step on. */
 export interface Trainer {
   /** One training step of `genotype` on the next batch. */
@@ -79,6 +86,11 @@ export interface Task {
   createFixed(genotype: Genotype, totalSteps: number): TrainableModel;
   /** Training from data position `step` (global step; epoch = ⌊step / batchesPerEpoch⌋). */
   trainer(model: TrainableModel, step: number): Trainer;
+  /**
+   * One Score per request, in order. All their batches go to the model's `evaluateAll` at once,
+   * so a model with replicas (trial/parallel.ts) scores several at a time.
+   */
+  scoreAll(model: TrainableModel, requests: readonly ScoreRequest[]): Score[];
   /** Scores on `count` validation batches, batch `first` onwards of a shuffled walk through the split. */
   score(model: TrainableModel, genotype: Genotype, first: number, count: number): Score;
   /** Scores on the whole validation split. */
@@ -96,6 +108,41 @@ const mean = (values: readonly number[]): number => values.reduce((a, b) => a + 
 function disposeBatch(batch: Batch): void {
   batch.x.dispose();
   batch.y.dispose();
+}
+
+/** How a task scores: the batches of a request, and the Score of their statistics (`examples`: images or tokens per batch). */
+function scoring(
+  batchesOf: (request: ScoreRequest) => Iterable<Batch>,
+  fold: (parts: readonly { stats: StepStats; examples: number }[]) => Score,
+): Pick<Task, 'scoreAll' | 'score' | 'validate'> {
+  const scoreAll = (model: TrainableModel, requests: readonly ScoreRequest[]): Score[] => {
+    const examples: number[] = [];
+    const perRequest: number[] = [];
+    // Made as the model asks for them, so only the batches in flight exist at once.
+    const jobs = function* () {
+      for (const request of requests) {
+        let count = 0;
+        for (const batch of batchesOf(request)) {
+          examples.push(batch.y.size);
+          count++;
+          yield { g: request.genotype, batch };
+        }
+        perRequest.push(count);
+      }
+    };
+    const stats = evaluateAll(model, jobs());
+    let next = 0;
+    return perRequest.map((count) => {
+      const parts = stats.slice(next, next + count).map((s, i) => ({ stats: s, examples: examples[next + i]! }));
+      next += count;
+      return fold(parts);
+    });
+  };
+  return {
+    scoreAll,
+    score: (model, genotype, first, count) => scoreAll(model, [{ genotype, first, count }])[0]!,
+    validate: (model, genotype) => scoreAll(model, [{ genotype, first: 0, count: null }])[0]!,
+  };
 }
 
 /** Builds the task for an architecture of `spec` (macro, micro or rnn); loads the data. */
@@ -137,22 +184,23 @@ function createImageTask(options: TrialOptions, spec: SpaceSpec & { space: 'macr
   const searchSchedule = micro ? REFERENCE_LR.microSearch : REFERENCE_LR.macroSearch;
   const finalSchedule = micro ? REFERENCE_LR.microFinal : REFERENCE_LR.macroFinal;
 
-  const accumulate = (model: TrainableModel, genotype: Genotype, batches: Iterable<Batch>): Score => {
-    let images = 0;
-    let correct = 0;
-    let lossSum = 0;
-    let count = 0;
-    for (const batch of batches) {
-      const n = batch.y.shape[0]!;
-      const stats = model.evaluate(genotype, batch);
-      disposeBatch(batch);
-      images += n;
-      correct += stats.accuracy! * n;
-      lossSum += stats.loss * n;
-      count++;
-    }
-    return { reward: correct / images, accuracy: correct / images, loss: lossSum / images, batches: count };
-  };
+  const imageScoring = scoring(
+    function* ({ first, count }) {
+      if (count === null) {
+        yield* evaluationBatches(valid, stats, evalBatchSize);
+        return;
+      }
+      const perEpoch = validBatcher.batchesPerEpoch;
+      validBatcher.seek({ epoch: Math.floor(first / perEpoch), position: first % perEpoch });
+      for (let i = 0; i < count; i++) yield validBatcher.next();
+    },
+    (parts) => {
+      const images = parts.reduce((n, p) => n + p.examples, 0);
+      const weighted = (value: (stats: StepStats) => number) => parts.reduce((sum, p) => sum + value(p.stats) * p.examples, 0) / images;
+      const accuracy = weighted((s) => s.accuracy!);
+      return { reward: accuracy, accuracy, loss: weighted((s) => s.loss), batches: parts.length };
+    },
+  );
 
   const cells = micro ? `${layers + 2} cells of ${spec.nodes} nodes` : `${layers} layers`;
   return {
@@ -187,16 +235,7 @@ function createImageTask(options: TrialOptions, spec: SpaceSpec & { space: 'macr
         },
       };
     },
-    score: (model, genotype, first, count) => {
-      const perEpoch = validBatcher.batchesPerEpoch;
-      validBatcher.seek({ epoch: Math.floor(first / perEpoch), position: first % perEpoch });
-      // Made one at a time, so only one batch of tensors exists at once.
-      const batches = function* () {
-        for (let i = 0; i < count; i++) yield validBatcher.next();
-      };
-      return accumulate(model, genotype, batches());
-    },
-    validate: (model, genotype) => accumulate(model, genotype, evaluationBatches(valid, stats, evalBatchSize)),
+    ...imageScoring,
     searchLr: (step) => cosineLr(Math.floor(step / trainBatcher.batchesPerEpoch), searchSchedule),
     // One cosine period over the whole run: the reference's restarts every 10, 20, … epochs suit its 630 epochs, not a short retraining.
     scratchLr: (epoch, epochs) => cosineLr(epoch, { ...finalSchedule, t0: epochs, tMul: 1 }),
@@ -219,19 +258,17 @@ function createTextTask(options: TrialOptions, spec: SpaceSpec & { space: 'rnn' 
   const validBatcher = new TextBatcher(valid, evalBatchSize, options.bptt);
   const common = { vocabSize, hiddenSize, seed: options.seed };
 
-  const accumulate = (model: TrainableModel, genotype: Genotype, windows: number[]): Score => {
-    const losses = windows.map((i) => {
-      const batch = validBatcher.window(i);
-      try {
-        return model.evaluate(genotype, batch).loss;
-      } finally {
-        disposeBatch(batch);
-      }
-    });
-    const loss = mean(losses);
-    const perplexity = Math.exp(loss);
-    return { reward: TEXT_REWARD_CONSTANT / perplexity, loss, perplexity, batches: windows.length };
-  };
+  const textScoring = scoring(
+    function* ({ first, count }) {
+      const perEpoch = validBatcher.windowsPerEpoch;
+      for (let i = 0; i < (count ?? perEpoch); i++) yield validBatcher.window(count === null ? i : (first + i) % perEpoch);
+    },
+    (parts) => {
+      const loss = mean(parts.map((p) => p.stats.loss));
+      const perplexity = Math.exp(loss);
+      return { reward: TEXT_REWARD_CONSTANT / perplexity, loss, perplexity, batches: parts.length };
+    },
+  );
 
   return {
     kind: 'text',
@@ -266,9 +303,7 @@ function createTextTask(options: TrialOptions, spec: SpaceSpec & { space: 'rnn' 
         },
       };
     },
-    score: (model, genotype, first, count) =>
-      accumulate(model, genotype, Array.from({ length: count }, (_, i) => (first + i) % validBatcher.windowsPerEpoch)),
-    validate: (model, genotype) => accumulate(model, genotype, Array.from({ length: validBatcher.windowsPerEpoch }, (_, i) => i)),
+    ...textScoring,
     // Constant, as LM's search and as the supernet's authors recommend (trial/supernet/rnn.ts).
     searchLr: () => RNN_SEARCH_TRAINING.learningRate,
     scratchLr: () => RNN_FINAL_TRAINING.learningRate,
