@@ -207,6 +207,7 @@ describe('RNN supernet', () => {
     ['branchy cell, native slicing', BRANCHY, false, 'native'],
     ['twin siblings with batch norms', TWINS, true, 'gather'],
     ['twin siblings, native slicing', TWINS, false, 'native'],
+    ['twin siblings with batch norms, native slicing', TWINS, true, 'native'],
   ] as const)('computes the loss and the gradients of the formulas (%s)', (_, g, withNorms, slicing) => {
     const plan = cellPlan(g);
     const [V, H, B, T] = [37, 6, 3, 5];

@@ -180,15 +180,6 @@ class RowCutter {
     return [tf.gatherND(pairs, this.indices(0, B, 2)), tf.gatherND(pairs, this.indices(1, B, 2))];
   }
 
-  /** The `count` equal column blocks of x [B, count·W]. */
-  columnBlocks(x: tf.Tensor, count: number): tf.Tensor[] {
-    if (count === 1) return [x];
-    if (this.slicing === 'native') return tf.split(x, count, 1);
-    const [B, width] = x.shape as [number, number];
-    const blocks = tf.reshape(x, [count * B, width / count]);
-    return Array.from({ length: count }, (_, i) => tf.gatherND(blocks, this.indices(i, B, count)));
-  }
-
   private indices(first: number, count: number, stride: number): tf.Tensor {
     const key = `${first}:${count}:${stride}`;
     let indices = this.indexCache.get(key);
@@ -220,14 +211,15 @@ export const BN_DECAY = 0.999;
 /** Batch-norm layer `layer` (node j, or N for the output) applied to x. */
 type Normalise = (layer: number, x: tf.Tensor) => tf.Tensor;
 
-/** Sums and means over the rows of x [R, C], as [1, C] (see Slicing; 'gather' multiplies by a cached row of ones or 1/R). */
+/** Sums and means over the rows of x [R, C], as [1, C] (see Slicing; 'gather' multiplies by a cached row of ones, and every mean by one of 1/R). */
 class ColumnReducer {
   private readonly rowCache = new Map<string, tf.Tensor>();
 
   constructor(private readonly slicing: Slicing = slicingFor(tf.getBackend())) {}
 
+  /** A product on every backend: tfjs-node's Mean also casts its input and uploads its axes (40 µs at [16,400] against 21). */
   mean(x: tf.Tensor): tf.Tensor {
-    return this.slicing === 'native' ? tf.mean(x, 0, true) : tf.matMul(this.row(x.shape[0]!, true), x);
+    return tf.matMul(this.row(x.shape[0]!, true), x);
   }
 
   sum(x: tf.Tensor): tf.Tensor {
@@ -349,6 +341,15 @@ function unroll(
   return { outputs: tf.concat(outputs, 0), final: h };
 }
 
+/**
+ * aᵀ·b. On wasm aᵀ is laid out first: its transposed products are ≈10× slower than plain ones
+ * (TFJS-BACKENDS.md §2–3). TensorFlow takes the flag at no cost, which saves the transpose
+ * (tfjs-node, [560,200]ᵀ·[560,400]: 828 µs against 1,146 with the transpose).
+ */
+function transposedProduct(a: tf.Tensor, b: tf.Tensor, slicing: Slicing): tf.Tensor {
+  return slicing === 'native' ? tf.matMul(a, b, true, false) : tf.matMul(tf.transpose(a), b);
+}
+
 /** Σ of a node's output gradients: direct (highway, output) ones, plus matMul-input ones, which pass the hidden mask. */
 function totalGradient(direct: tf.Tensor[], viaInput: tf.Tensor[], hiddenMask: tf.Tensor | undefined): tf.Tensor {
   const parts = [...direct];
@@ -426,8 +427,8 @@ function backprop(
   }
   // One product per weight over the whole window: dW_j = Σ_t input_{j,t}ᵀ · dpre_{j,t}.
   const dPreInTime = dPre.map((steps) => tf.concat(steps.reverse(), 0));
-  const dWeights = dPreInTime.map((d, j) => tf.matMul(tf.transpose(tf.concat(trace.inputs[j]!, 0)), d));
-  dWeights[0] = tf.concat([tf.matMul(tf.transpose(embedded), dPreInTime[0]!), dWeights[0]!], 0);
+  const dWeights = dPreInTime.map((d, j) => transposedProduct(tf.concat(trace.inputs[j]!, 0), d, slicing));
+  dWeights[0] = tf.concat([transposedProduct(embedded, dPreInTime[0]!, slicing), dWeights[0]!], 0);
   const dEmbedded = tf.matMul(dPreInTime[0]!, tf.transpose(cut.rows(weights[0]!, 0, H)));
   if (!normScales) return { dWeights, dEmbedded };
   // Scale and offset gradients summed over the whole window at once: Σ dy ⊙ x̂ and Σ dy.
@@ -454,9 +455,13 @@ function crossEntropy(probs: tf.Tensor, targets: Int32Array): tf.Scalar {
   return tf.neg(tf.mean(tf.log(tf.maximum(picked, MIN_PROBABILITY))));
 }
 
-/** Softmax over the tied logits h·Eᵀ (no bias, ENAS.md §1c), with Eᵀ laid out once so the product is untransposed. */
-function tiedSoftmax(top: tf.Tensor, embedding: tf.Tensor): tf.Tensor {
-  return tf.softmax(tf.matMul(top, tf.transpose(embedding)));
+/**
+ * Softmax over the tied logits h·Eᵀ (no bias, ENAS.md §1c). On wasm Eᵀ is laid out first, so the
+ * product is untransposed (TFJS-BACKENDS.md §2–3); TensorFlow's transposed product is faster than
+ * the transpose alone (tfjs-node, [1120,200]·[10000,200]ᵀ: 46.8 ms against 44.5 + 3.9).
+ */
+function tiedSoftmax(top: tf.Tensor, embedding: tf.Tensor, slicing: Slicing): tf.Tensor {
+  return tf.softmax(slicing === 'native' ? tf.matMul(top, embedding, false, true) : tf.matMul(top, tf.transpose(embedding)));
 }
 
 /** Embedding rows of a window's inputs, [T·B, H] time-major. */
@@ -467,8 +472,9 @@ function lookup(embedding: tf.Tensor, ids: Int32Array): tf.Tensor {
 /**
  * Mean per-token loss of a window from a zero state, without dropout (ENAS.md §2: the reward's
  * window); batch norms use their moving statistics, as E's evaluation graphs. Its forward pass is
- * not unroll's: with nothing to keep for a backward pass it folds the norms into the weights and
- * batches sibling nodes (test/supernet-rnn.test.ts holds both to the same float64 formulas).
+ * not unroll's: with nothing to keep for a backward pass it folds the norms into the weights
+ * (test/supernet-rnn.test.ts holds both to the same float64 formulas), and with native slicing it
+ * stacks each node's halves and batches sibling nodes (stackedNodes).
  */
 export function windowLoss(
   plan: CellPlan,
@@ -480,67 +486,108 @@ export function windowLoss(
 ): tf.Scalar {
   const H = embedding.shape[1]!;
   const B = window.batchSize;
-  const nodes = plan.prev.length;
-  const cut = new RowCutter(slicing);
   // On moving statistics a node's norm is an affine map of its product's columns: folded into the
   // node's matrix and a bias once per window. The output norm stays a map of its own.
   const affine = norms?.map(movingAffine);
-  const folded = weights.map((w, j) => (affine ? tf.mul(w, affine[j]!.a) : w));
-  const biasOf = (j: number): tf.Tensor | undefined => affine && tf.reshape(affine[j]!.b, [1, 2 * H]);
-  const projections = tf.matMul(lookup(embedding, window.inputs), cut.rows(folded[0]!, 0, H));
-  const inputProjections = affine ? tf.add(projections, biasOf(0)!) : projections;
-  const hiddenRows = cut.rows(folded[0]!, H, H);
-  const groups = siblingGroups(plan, slicing === 'native').map(({ parent, children }) => {
-    // Siblings read the same node, so one product serves them all: their matrices side by side,
-    // all candidate halves first, then all gate halves (on tfjs-node a call costs 10–50 µs before any arithmetic).
-    const side = (tensors: tf.Tensor[]): tf.Tensor => {
-      if (tensors.length === 1) return tensors[0]!;
-      const halves = tensors.map((t) => cut.halves(t));
-      return tf.concat([...halves.map(([candidate]) => candidate), ...halves.map(([, gate]) => gate)], 1);
-    };
-    return {
-      parent,
-      children,
-      matrix: side(children.map((c) => folded[c]!)),
-      bias: affine && side(children.map((c) => biasOf(c)!)),
-    };
-  });
-  const highway = (children: readonly number[], product: tf.Tensor, sp: tf.Tensor): tf.Tensor[] => {
-    const [candidate, gateLogit] = cut.halves(product);
-    const acts = children.map((c) => plan.act[c]!);
-    const f = acts.every((act) => act === acts[0])
-      ? RNN_ACTIVATION_FNS[acts[0]!](candidate)
-      : tf.concat(cut.columnBlocks(candidate, children.length).map((block, i) => RNN_ACTIVATION_FNS[acts[i]!](block)), 1);
-    const spAll = children.length === 1 ? sp : tf.tile(sp, [1, children.length]);
-    // Highway: s_j = s_p + σ(c̃) ⊙ (f(h̃) − s_p), for every sibling j at once.
-    return cut.columnBlocks(tf.add(spAll, tf.mul(tf.sigmoid(gateLogit), tf.sub(f, spAll))), children.length);
+  const cell: FoldedCell = {
+    plan,
+    weights: weights.map((w, j) => (affine ? tf.mul(w, affine[j]!.a) : w)),
+    biases: affine?.slice(0, plan.prev.length).map(({ b }) => tf.reshape(b, [1, 2 * H])),
+    embedded: lookup(embedding, window.inputs),
+    batchSize: B,
   };
-  const outputNorm = affine?.[nodes];
+  const nodes = slicing === 'native' ? stackedNodes(cell) : slicedNodes(cell, new RowCutter(slicing));
+  const outputNorm = affine?.[plan.prev.length];
   let h: tf.Tensor = tf.zeros([B, H]);
   const outputs: tf.Tensor[] = [];
   for (let t = 0; t < window.inputs.length / B; t++) {
-    const s: tf.Tensor[] = [];
-    [s[0]] = highway([0], tf.add(tf.matMul(h, hiddenRows), cut.rows(inputProjections, t * B, B)), h);
-    for (const { parent, children, matrix, bias } of groups) {
-      const product = tf.matMul(s[parent]!, matrix);
-      highway(children, bias ? tf.add(product, bias) : product, s[parent]!).forEach((out, i) => (s[children[i]!] = out));
-    }
+    const s = nodes(h, t);
     const ends = plan.looseEnds;
     const mean = ends.length === 1 ? s[ends[0]!]! : tf.mul(tf.addN(ends.map((e) => s[e]!)), 1 / ends.length);
     h = outputNorm ? tf.add(tf.mul(mean, outputNorm.a), outputNorm.b) : mean;
     outputs.push(h);
   }
-  return crossEntropy(tiedSoftmax(tf.concat(outputs, 0), embedding), window.targets);
+  return crossEntropy(tiedSoftmax(tf.concat(outputs, 0), embedding, slicing), window.targets);
+}
+
+/** An evaluation cell with its norms folded in: W_j [·,2H] and biases [1,2H] (none without norms), and the window's embedded inputs [T·B,H]. */
+interface FoldedCell {
+  plan: CellPlan;
+  weights: readonly tf.Tensor[];
+  biases?: readonly tf.Tensor[];
+  embedded: tf.Tensor;
+  batchSize: number;
+}
+
+/** Every node's state s_j [B,H] at step t from h_{t−1}. */
+type NodeStates = (h: tf.Tensor, t: number) => tf.Tensor[];
+
+/** Highway: s_j = s_p + σ(c̃) ⊙ (f(h̃) − s_p). */
+const highway = (sp: tf.Tensor, f: tf.Tensor, gateLogit: tf.Tensor): tf.Tensor => tf.add(sp, tf.mul(tf.sigmoid(gateLogit), tf.sub(f, sp)));
+
+/** One node at a time, halves cut by `cut` (wasm, where stacking and batching siblings cost more than the calls they save: 3,830 → 2,800 tokens/s). */
+function slicedNodes({ plan, weights, biases, embedded, batchSize: B }: FoldedCell, cut: RowCutter): NodeStates {
+  const H = embedded.shape[1]!;
+  const projections = tf.matMul(embedded, cut.rows(weights[0]!, 0, H));
+  const inputProjections = biases ? tf.add(projections, biases[0]!) : projections;
+  const hiddenRows = cut.rows(weights[0]!, H, H);
+  return (h, t) => {
+    const s: tf.Tensor[] = [];
+    plan.prev.forEach((p, j) => {
+      const sp = j === 0 ? h : s[p]!;
+      const product = j === 0 ? tf.add(tf.matMul(h, hiddenRows), cut.rows(inputProjections, t * B, B)) : tf.matMul(sp, weights[j]!);
+      const [candidate, gateLogit] = cut.halves(biases && j > 0 ? tf.add(product, biases[j]!) : product);
+      s[j] = highway(sp, RNN_ACTIVATION_FNS[plan.act[j]!](candidate), gateLogit);
+    });
+    return s;
+  };
 }
 
 /**
- * Nodes 1… grouped by the node they read, in order of that node (so a group's input is computed
- * before it); unbatched, each node alone in node order. Batching siblings pays with native
- * slicing (tfjs-node: RNN inference 5,940 → 6,930 tokens/s) and not on wasm, where the tile, the
- * concatenations and the strided gathers it adds cost more than the calls it saves (3,830 → 2,800).
+ * Native slicing (tfjs-node, cpu): each node's matrix as its candidate and gate halves stacked,
+ * [2,1,H,H], and siblings (nodes reading the same node) side by side, [2,k,H,H], so one
+ * broadcasting product gives all their halves as [2,k,B,H] and unstacking cuts them. On tfjs-node
+ * a split costs 56 µs (it uploads its sizes and axis every call), an unstack 20; node 0's input
+ * products of all T steps are one product unstacked once. RNN inference there: 142 → … ms a window.
  */
-function siblingGroups(plan: CellPlan, batched: boolean): { parent: number; children: number[] }[] {
-  if (!batched) return plan.prev.slice(1).map((parent, i) => ({ parent, children: [i + 1] }));
+function stackedNodes({ plan, weights, biases, embedded, batchSize: B }: FoldedCell): NodeStates {
+  const H = embedded.shape[1]!;
+  const T = embedded.shape[0]! / B;
+  // Matrices [R,2H] (or biases [1,2H]) of some nodes → [2,k,R,H]: candidate halves, then gate halves.
+  const stacked = (matrices: tf.Tensor[]): tf.Tensor => {
+    const halves = matrices.map((m) => tf.split(m, 2, 1) as [tf.Tensor, tf.Tensor]);
+    return tf.stack([tf.stack(halves.map(([candidate]) => candidate)), tf.stack(halves.map(([, gate]) => gate))]);
+  };
+  const [inputRows, hiddenRows] = tf.split(weights[0]!, 2, 0) as [tf.Tensor, tf.Tensor];
+  const projections = tf.matMul(embedded, stacked([inputRows]));
+  const inputSteps = tf.unstack(tf.reshape(biases ? tf.add(projections, stacked([biases[0]!])) : projections, [2, 1, T, B, H]), 2);
+  const hidden = stacked([hiddenRows]);
+  const groups = siblingGroups(plan).map(({ parent, children }) => ({
+    parent,
+    children,
+    acts: children.map((c) => RNN_ACTIVATION_FNS[plan.act[c]!]),
+    matrix: stacked(children.map((c) => weights[c]!)),
+    bias: biases && stacked(children.map((c) => biases[c]!)),
+  }));
+  // [2,k,B,H] products of k nodes reading sp → their states.
+  const nodesOf = (product: tf.Tensor, sp: tf.Tensor, acts: ((x: tf.Tensor) => tf.Tensor)[]): tf.Tensor[] => {
+    const [candidate, gateLogit] = tf.unstack(product) as [tf.Tensor, tf.Tensor];
+    const f = acts.every((act) => act === acts[0]) ? acts[0]!(candidate) : tf.stack(tf.unstack(candidate).map((c, i) => acts[i]!(c)));
+    return tf.unstack(highway(sp, f, gateLogit));
+  };
+  const firstAct = [RNN_ACTIVATION_FNS[plan.act[0]!]];
+  return (h, t) => {
+    const s: tf.Tensor[] = nodesOf(tf.add(tf.matMul(h, hidden), inputSteps[t]!), h, firstAct);
+    for (const { parent, children, acts, matrix, bias } of groups) {
+      const product = tf.matMul(s[parent]!, matrix);
+      nodesOf(bias ? tf.add(product, bias) : product, s[parent]!, acts).forEach((node, i) => (s[children[i]!] = node));
+    }
+    return s;
+  };
+}
+
+/** Nodes 1… grouped by the node they read, in order of that node (so a group's input is computed before it). */
+function siblingGroups(plan: CellPlan): { parent: number; children: number[] }[] {
   const groups = plan.prev.map((_, parent) => ({ parent, children: [] as number[] }));
   plan.prev.forEach((p, j) => j > 0 && groups[p]!.children.push(j));
   return groups.filter((group) => group.children.length > 0);
@@ -584,7 +631,7 @@ export function windowGradients(
   const normalise: Normalise | undefined = norms && ((layer, x) => normaliseWithBatch(x, norms[layer]!, trace.norms[layer]!, reduce));
   const { outputs, final } = unroll(plan, weights, embedded, initial, masks.hidden, normalise, slicing, trace);
   const top = masks.output ? tf.mul(outputs, masks.output) : outputs;
-  const probs = tiedSoftmax(top, embedding);
+  const probs = tiedSoftmax(top, embedding, slicing);
   const loss = crossEntropy(probs, targets);
 
   // d(mean CE)/d logits = (P − onehot(y))/N. The one-hot half never becomes a dense [N,V]
@@ -607,9 +654,9 @@ export function windowGradients(
   ids.set(inputs);
   ids.set(targets, N);
   const sparse = tf.unsortedSegmentSum(tf.concat([dRows, tf.neg(scaledTop)], 0), tf.tensor1d(ids, 'int32'), V);
-  // Pᵀ laid out explicitly: [V,N]·[N,H] runs ≈20% faster on wasm than (hᵀ·P)ᵀ, whose right
-  // operand is the [N,V] one that XNNPACK repacks.
-  const dense = tf.matMul(tf.transpose(probs), scaledTop);
+  // Pᵀ·h: [V,N]·[N,H] runs ≈20% faster on wasm than (hᵀ·P)ᵀ, whose right operand is the [N,V]
+  // one that XNNPACK repacks.
+  const dense = transposedProduct(probs, scaledTop, slicing);
   const batchStats = trace.norms.map((steps) => ({
     mean: tf.concat(steps.map((n) => n.mean)),
     variance: tf.concat(steps.map((n) => n.variance)),
