@@ -35,8 +35,9 @@ async function tracedMacs(f: () => void): Promise<number> {
     else if (k.name === 'DepthwiseConv2dNative' || k.name === 'FusedDepthwiseConv2D') {
       if (b![0]! * b![1]! > 1) macs += size(out) * b![0]! * b![1]!;
     } else if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') {
+      // The shared dimension is a's other one (a may be transposed, and broadcast over b's batch).
       const m = out.at(-2)!;
-      if (m > 1) macs += size(out) * (size(a!) / (size(out.slice(0, -2)) * m));
+      if (m > 1) macs += size(out) * (a!.at(-2) === m ? a!.at(-1)! : a!.at(-2)!);
     }
   }
   return macs;
