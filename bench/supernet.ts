@@ -54,7 +54,7 @@ export interface BenchReport {
 export interface BenchOptions {
   spaces: SupernetSpace[];
   backends: BackendName[];
-  /** Interleaved rounds; every implementation runs `steps` steps of each kind per round. */
+  /** Interleaved rounds; every implementation runs `steps` training steps per round and scores max(steps, SCORED_PER_ROUND) architectures. */
   rounds: number;
   steps: number;
   /** Pythons with torch given by the user; Debian's python3-torch is added when found. */
@@ -118,6 +118,9 @@ const MICRO = { ...IMAGE, channels: 20, layers: 6, nodes: 5, auxHead: true };
 const MACRO = { ...IMAGE, channels: 36, layers: 12 };
 const RNN = { hiddenSize: 200, nodes: 12, vocabSize: 10_000, batch: 32, bptt: 35 };
 const CNN_BATCH = 64;
+/** Architectures each implementation scores per round: one controller update's samples (the rnn preset's numAggregate). */
+const SCORED_PER_ROUND = 10;
+
 /** Examples per training and per inference step. */
 const EXAMPLES: Record<SupernetSpace, number> = { micro: CNN_BATCH, macro: CNN_BATCH, rnn: RNN.batch * RNN.bptt };
 const SPECS: Record<SupernetSpace, SpaceSpec> = {
@@ -259,14 +262,16 @@ async function measureSpace(space: SupernetSpace, options: BenchOptions, pythons
   for (const impl of [...impls]) for (const run of ['train', 'infer']) await call(impl, { run, genotypes: warm });
   const loadStart = loadLine();
   for (let round = 0; round < options.rounds; round++) {
-    const genotypes = Array.from({ length: options.steps }, sample);
-    const examples = options.steps * EXAMPLES[space];
+    const trained = Array.from({ length: options.steps }, sample);
+    const architectures = { train: trained, infer: [...trained, ...Array.from({ length: Math.max(0, SCORED_PER_ROUND - trained.length) }, sample)] };
     const flops = {
-      train: EXAMPLES[space] * TRAINING_FLOPS_FACTOR * genotypes.reduce((s, g) => s + forwardFlops(space, g, true), 0),
-      infer: EXAMPLES[space] * genotypes.reduce((s, g) => s + forwardFlops(space, g, false), 0),
+      train: EXAMPLES[space] * TRAINING_FLOPS_FACTOR * trained.reduce((s, g) => s + forwardFlops(space, g, true), 0),
+      infer: EXAMPLES[space] * architectures.infer.reduce((s, g) => s + forwardFlops(space, g, false), 0),
     };
     options.log(`${space}: round ${round + 1}/${options.rounds}, load ${loadLine()}`);
     for (const run of ['train', 'infer'] as const) {
+      const genotypes = architectures[run];
+      const examples = genotypes.length * EXAMPLES[space];
       const order = impls.map((_, k) => impls[(k + round) % impls.length]!);
       for (const impl of order) {
         const answer = await call(impl, { run, genotypes });
@@ -346,7 +351,7 @@ export async function benchSupernets(options: BenchOptions): Promise<BenchReport
   }
   rows.push(...matmulPeaks(pythons, options.torchThreads, options.log));
   const notes = [
-    `Throughputs: ${options.rounds} interleaved rounds; in each, every implementation (one warm process each) runs the same ${options.steps} sampled architectures, one step each, in rotating order. Training batch ${CNN_BATCH} images or ${RNN.batch}×${RNN.bptt} tokens; inference the same, the round's architectures scored as the search scores them (trial/model.ts evaluateAll: over workers, each batch whole on one worker, both workers busy; PyTorch one after another).`,
+    `Throughputs: ${options.rounds} interleaved rounds; in each, every implementation (one warm process each) runs the same ${options.steps} sampled architectures, one step each, in rotating order. Training batch ${CNN_BATCH} images or ${RNN.batch}×${RNN.bptt} tokens; inference the same, on ${SCORED_PER_ROUND} architectures per round (those trained and more, as many as the rnn preset's controller update scores together), scored as the search scores them (trial/model.ts evaluateAll: over workers, each batch whole on the first free worker; PyTorch one after another).`,
     'GFLOP/s: forward FLOPs of the architectures run, counted as 2 × the multiply-adds of convolutions, depthwise convolutions and dense layers (BN, pools, activations, softmax not counted); a training step counts 3× its forward pass, aux head included (bench/flops.ts).',
     'ratio: value ÷ the best PyTorch figure of the same measurement, the row marked "= reference".',
     `Load average (1 / 5 / 15 min): ${loads.join('; ')}.`,

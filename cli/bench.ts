@@ -99,7 +99,7 @@ const supernetOptions = (y: Argv) =>
       describe: 'TensorFlow.js backends to measure (absent ones are reported and skipped; cpu is a pure-JS reference, ~50× slower than wasm)',
     })
     .option('rounds', { type: 'number', default: 4, describe: 'interleaved rounds: in each, every implementation runs in turn, in rotating order' })
-    .option('steps', { type: 'number', default: 2, describe: 'timed steps of each kind per implementation and round (after a warm-up)' })
+    .option('steps', { type: 'number', default: 2, describe: 'timed training steps per implementation and round, after a warm-up (inference scores at least 10 architectures)' })
     .option('torch-python', { type: 'string', array: true, default: [] as string[], describe: 'a python with torch to compare with (repeatable); Debian\'s python3-torch (/usr/bin/python3) is added when present' })
     .option('torch-threads', { type: 'number', array: true, default: [1, 2], describe: 'thread counts each PyTorch runs at' })
     .option('json', { type: 'string', describe: 'also write the rows as JSON lines to this file' });

@@ -353,12 +353,11 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
   }
 
   /**
-   * Scores every job whole on one replica, job i on worker i mod N, each worker with the next job
-   * queued behind the one it runs. Not sharded: a score is then the plain model's, whatever the
-   * worker count and grouping (ghost batch norm would make the micro supernet's depend on them),
-   * and the workers' calls are as large as one process's, where a shard's would cost as many
-   * kernel calls for half the rows (tfjs-node's RNN scoring: 2 workers on different windows
-   * 11,800 tokens/s, on halves of each window 7,800).
+   * Scores every job whole on one replica, each on the first worker that is free. Not sharded: a
+   * score is then the plain model's, whatever the worker count and grouping (ghost batch norm
+   * would make the micro supernet's depend on them), and the workers' calls are as large as one
+   * process's, where a shard's would cost as many kernel calls for half the rows (tfjs-node's RNN
+   * scoring: 2 workers on different windows 11,800 tokens/s, on halves of each window 7,800).
    */
   evaluateAll(jobs: Iterable<Evaluation<G>>): StepStats[] {
     return this.scoreWhole(onHost(jobs, (batch) => this.shards(batch, 1)[0]!));
@@ -418,27 +417,27 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
     }
   }
 
+  /** Each job to whichever worker is free, one at a time per worker, so architectures of unequal cost keep both busy. */
   private scoreWhole(jobs: Iterable<{ g: G; shard: Shard }>): StepStats[] {
     this.usable();
     this.pushIfAssigned();
     const results: StepStats[] = [];
-    const queued: { seq: number; job: number }[][] = this.replicas.map(() => []);
-    const receiveOldest = (k: number): void => {
-      const { seq, job } = queued[k]!.shift()!;
-      const { loss, accuracy } = this.receive(this.replicas[k]!, seq, 'evaluated') as Extract<Reply, { op: 'evaluated' }>;
+    const busy: { replica: Replica; seq: number; job: number }[] = [];
+    const finishOne = (): void => {
+      const { index, reply } = this.receiveFirst(busy, 'evaluated');
+      const [{ job }] = busy.splice(index, 1) as [(typeof busy)[number]];
+      const { loss, accuracy } = reply as Extract<Reply, { op: 'evaluated' }>;
       results[job] = accuracy === undefined ? { loss } : { loss, accuracy };
     };
     let job = 0;
     for (const { g, shard } of jobs) {
-      const k = job % this.replicas.length;
-      if (queued[k]!.length === JOBS_QUEUED_PER_WORKER) receiveOldest(k);
+      if (busy.length === this.replicas.length) finishOne();
+      const replica = this.replicas.find((r) => !busy.some((b) => b.replica === r))!;
       const seq = this.seq++;
-      this.replicas[k]!.port.postMessage({ op: 'evaluate', seq, g, ...shard } satisfies Request, [shard.x.buffer as ArrayBuffer, shard.y.buffer as ArrayBuffer]);
-      queued[k]!.push({ seq, job: job++ });
+      replica.port.postMessage({ op: 'evaluate', seq, g, ...shard } satisfies Request, [shard.x.buffer as ArrayBuffer, shard.y.buffer as ArrayBuffer]);
+      busy.push({ replica, seq, job: job++ });
     }
-    queued.forEach((q, k) => {
-      while (q.length > 0) receiveOldest(k);
-    });
+    while (busy.length > 0) finishOne();
     return results;
   }
 
@@ -508,37 +507,36 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
 
   /** Blocks until `replica` answers request `seq`. An error answer breaks the model for good. */
   private receive(replica: Replica, seq: number, expect: Reply['op']): Reply {
+    return this.receiveFirst([{ replica, seq }], expect).reply;
+  }
+
+  /** Blocks until one of the workers in `waits` answers the request it owes; returns which (its index in `waits`) and the answer. */
+  private receiveFirst(waits: readonly { replica: Replica; seq: number }[], expect: Reply['op']): { index: number; reply: Reply } {
     const deadline = performance.now() + this.replyTimeoutMs;
+    const first = waits[0]!.replica.signal;
     for (;;) {
-      let message = receiveMessageOnPort(replica.port);
-      if (!message) {
-        const seen = Atomics.load(replica.signal, 0);
-        message = receiveMessageOnPort(replica.port);
-        if (!message) {
-          const index = this.replicas.indexOf(replica);
-          const gone = Atomics.load(replica.signal, 1) === 1;
-          const late = performance.now() > deadline;
-          if (gone || late) {
-            const what = `worker ${index}: ${gone ? 'its thread exited' : `no answer within ${this.replyTimeoutMs} ms`} (waiting for ${expect} #${seq})`;
-            this.broken ??= what;
-            throw new Error(what);
-          }
-          Atomics.wait(replica.signal, 0, seen, 250);
-          continue;
-        }
+      const seen = Atomics.load(first, 0);
+      for (const [index, { replica, seq }] of waits.entries()) {
+        const message = receiveMessageOnPort(replica.port);
+        if (message) return { index, reply: this.checked(message.message as Reply, seq, expect) };
+        if (Atomics.load(replica.signal, 1) === 1) this.fail(`worker ${this.replicas.indexOf(replica)}: its thread exited (waiting for ${expect} #${seq})`);
       }
-      const reply = message.message as Reply;
-      if (reply.op === 'error') {
-        this.broken ??= reply.message;
-        throw new Error(reply.message);
-      }
-      if (reply.seq !== seq || reply.op !== expect) {
-        const what = `expected ${expect} #${seq} from a worker, got ${reply.op} #${reply.seq}`;
-        this.broken ??= what;
-        throw new Error(`internal: ${what}`);
-      }
-      return reply;
+      if (performance.now() > deadline) this.fail(`worker ${this.replicas.indexOf(waits[0]!.replica)}: no answer within ${this.replyTimeoutMs} ms (waiting for ${expect} #${waits[0]!.seq})`);
+      // Only the first worker's answers wake this wait; with more, the others are polled every millisecond.
+      Atomics.wait(first, 0, seen, waits.length === 1 ? 250 : 1);
     }
+  }
+
+  /** `reply` if it answers request `seq` as expected; an error answer or a mismatch breaks the model for good. */
+  private checked(reply: Reply, seq: number, expect: Reply['op']): Reply {
+    if (reply.op === 'error') this.fail(reply.message, reply.message);
+    if (reply.seq !== seq || reply.op !== expect) this.fail(`expected ${expect} #${seq} from a worker, got ${reply.op} #${reply.seq}`, undefined, 'internal: ');
+    return reply;
+  }
+
+  private fail(what: string, message = what, prefix = ''): never {
+    this.broken ??= what;
+    throw new Error(prefix + message);
   }
 }
 
@@ -552,9 +550,6 @@ function* onHost<G extends Genotype>(jobs: Iterable<Evaluation<G>>, read: (batch
     }
   }
 }
-
-/** A worker runs one job and has the next waiting, so it never idles between jobs; more would only hold more batches. */
-const JOBS_QUEUED_PER_WORKER = 2;
 
 /** The shard-weighted mean of the replicas' statistics (accuracy only where the model reports one). */
 function combine(replies: readonly StepStats[], weights: readonly number[]): StepStats {

@@ -172,6 +172,13 @@ class RowCutter {
     return tf.gatherND(x, this.indices(first, count, 1));
   }
 
+  /** The T blocks of `rows` rows of x [T·rows, C] (a window's time steps): on native slicing one reshape and one unstack, not T slices. */
+  steps(x: tf.Tensor, rows: number): tf.Tensor[] {
+    const T = x.shape[0]! / rows;
+    if (this.slicing === 'native') return tf.unstack(tf.reshape(x, [T, rows, x.shape[1]!]));
+    return Array.from({ length: T }, (_, t) => this.rows(x, t * rows, rows));
+  }
+
   /** The column halves [x[:, :H], x[:, H:]] of x [B, 2H]. */
   halves(x: tf.Tensor): [tf.Tensor, tf.Tensor] {
     if (this.slicing === 'native') return tf.split(x, 2, 1) as [tf.Tensor, tf.Tensor];
@@ -306,7 +313,7 @@ function unroll(
   const H = initial.shape[1]!;
   const T = embedded.shape[0]! / B;
   const cut = new RowCutter(slicing);
-  const inputProjections = tf.matMul(embedded, cut.rows(weights[0]!, 0, H));
+  const inputProjections = cut.steps(tf.matMul(embedded, cut.rows(weights[0]!, 0, H)), B);
   const hiddenRows = cut.rows(weights[0]!, H, H);
   const masked = (s: tf.Tensor): tf.Tensor => (hiddenMask ? tf.mul(s, hiddenMask) : s);
   const ends = plan.looseEnds;
@@ -321,7 +328,7 @@ function unroll(
       const sp = j === 0 ? h : s[p]!;
       const input = j === 0 ? masked(h) : (maskedNode[p] ??= masked(sp));
       const product =
-        j === 0 ? tf.add(tf.matMul(input, hiddenRows), cut.rows(inputProjections, t * B, B)) : tf.matMul(input, weights[j]!);
+        j === 0 ? tf.add(tf.matMul(input, hiddenRows), inputProjections[t]!) : tf.matMul(input, weights[j]!);
       const [candidate, gateLogit] = cut.halves(normalise ? normalise(j, product) : product);
       const f = RNN_ACTIVATION_FNS[plan.act[j]!](candidate);
       const g = tf.sigmoid(gateLogit);
@@ -399,10 +406,11 @@ function backprop(
     return normBackward(dy, trace.norms[layer]![t]!, normScales[layer]!, reduce);
   };
   let dCarry: tf.Tensor | undefined;
+  const dOutputSteps = cut.steps(dOutputs, B);
   for (let t = T - 1; t >= 0; t--) {
     const direct: tf.Tensor[][] = plan.prev.map(() => []);
     const viaInput: tf.Tensor[][] = plan.prev.map(() => []);
-    const dOut = cut.rows(dOutputs, t * B, B);
+    const dOut = dOutputSteps[t]!;
     const dh = throughNorm(N, t, dCarry ? tf.add(dOut, dCarry) : dOut);
     const share = ends.length === 1 ? dh : tf.mul(dh, 1 / ends.length);
     for (const e of ends) direct[e]!.push(share);
@@ -529,13 +537,13 @@ const highway = (sp: tf.Tensor, f: tf.Tensor, gateLogit: tf.Tensor): tf.Tensor =
 function slicedNodes({ plan, weights, biases, embedded, batchSize: B }: FoldedCell, cut: RowCutter): NodeStates {
   const H = embedded.shape[1]!;
   const projections = tf.matMul(embedded, cut.rows(weights[0]!, 0, H));
-  const inputProjections = biases ? tf.add(projections, biases[0]!) : projections;
+  const inputProjections = cut.steps(biases ? tf.add(projections, biases[0]!) : projections, B);
   const hiddenRows = cut.rows(weights[0]!, H, H);
   return (h, t) => {
     const s: tf.Tensor[] = [];
     plan.prev.forEach((p, j) => {
       const sp = j === 0 ? h : s[p]!;
-      const product = j === 0 ? tf.add(tf.matMul(h, hiddenRows), cut.rows(inputProjections, t * B, B)) : tf.matMul(sp, weights[j]!);
+      const product = j === 0 ? tf.add(tf.matMul(h, hiddenRows), inputProjections[t]!) : tf.matMul(sp, weights[j]!);
       const [candidate, gateLogit] = cut.halves(biases && j > 0 ? tf.add(product, biases[j]!) : product);
       s[j] = highway(sp, RNN_ACTIVATION_FNS[plan.act[j]!](candidate), gateLogit);
     });
