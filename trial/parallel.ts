@@ -529,14 +529,15 @@ export class DataParallelModel<G extends Genotype = Genotype> implements Trainab
 
   /** `reply` if it answers request `seq` as expected; an error answer or a mismatch breaks the model for good. */
   private checked(reply: Reply, seq: number, expect: Reply['op']): Reply {
-    if (reply.op === 'error') this.fail(reply.message, reply.message);
-    if (reply.seq !== seq || reply.op !== expect) this.fail(`expected ${expect} #${seq} from a worker, got ${reply.op} #${reply.seq}`, undefined, 'internal: ');
+    if (reply.op === 'error') this.fail(reply.message);
+    if (reply.seq !== seq || reply.op !== expect) this.fail(`expected ${expect} #${seq} from a worker, got ${reply.op} #${reply.seq}`, 'internal: ');
     return reply;
   }
 
-  private fail(what: string, message = what, prefix = ''): never {
+  /** Breaks the model for good with `what`, and throws it. */
+  private fail(what: string, prefix = ''): never {
     this.broken ??= what;
-    throw new Error(prefix + message);
+    throw new Error(prefix + what);
   }
 }
 
