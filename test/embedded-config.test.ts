@@ -58,6 +58,13 @@ describe('settings from config.yml', () => {
     expect(() => resolveSearchSettings(badArgs, { preset: 'tiny', trial: {} })).toThrow(/lstm_size/);
   });
 
+  it('runs as the README starts it: `npx nni-enas` from the repository (the built CLI is executable)', () => {
+    const run = spawnSync('npx', ['--no', '--', 'nni-enas', '--help'], { cwd: REPO, encoding: 'utf8' });
+    expect(run.stderr).not.toMatch(/Permission denied/);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/search/);
+  });
+
   it('prints the error as one line and exits non-zero from the command line', () => {
     const foreign = writeConfig(MICRO, '--dataset fashion-mnist');
     writeFileSync(join(foreign, '..', 'space.json'), JSON.stringify(searchSpaceOf(DEFAULT_SPECS.nb201)));
