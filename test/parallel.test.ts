@@ -58,13 +58,22 @@ const hostState = (model: ReplicaModel): Map<string, Float32Array | Int32Array> 
 const mainCopy = (dp: DataParallelModel<never>): Map<string, Float32Array | Int32Array> =>
   new Map([...dp.state].map(([name, v]) => [name, v.dataSync<'float32' | 'int32'>().slice()]));
 
-/** A data-parallel model of `recipe` over two workers, and by-hand replicas on worker 0's and worker 1's random streams. */
-function twoWorkersAndReplicas<G extends Genotype>(recipe: ModelRecipe): { dp: DataParallelModel<G>; a: ReplicaModel<G>; b: ReplicaModel<G> } {
+/**
+ * Runs `body` with a data-parallel model of `recipe` over two workers and by-hand replicas on
+ * worker 0's and worker 1's random streams; disposes all three after.
+ */
+function withTwoWorkers<G extends Genotype>(recipe: ModelRecipe, body: (models: { dp: DataParallelModel<G>; a: ReplicaModel<G>; b: ReplicaModel<G> }) => void): void {
   const dp = new DataParallelModel<G>(recipe, { workers: 2, replyTimeoutMs: 60_000 });
   const a = buildFromRecipe(recipe);
   const b = buildFromRecipe(recipe);
   b.random.restore(replicaRandomState(recipe.config.seed!, 1, b.random.state));
-  return { dp, a, b };
+  try {
+    body({ dp, a, b });
+  } finally {
+    a.dispose();
+    b.dispose();
+    dp.dispose();
+  }
 }
 
 /** A training window of `rows` random token rows of `steps` tokens over the RNN recipe's vocabulary: x and y (x shifted by one). */
@@ -152,8 +161,7 @@ describe('DataParallelModel', () => {
 
   it('with two workers: replicas stay identical and match averaging half-batch gradients by hand (macro supernet, moving BN stats)', () => {
     const g = randomArc<MacroGenotype>(macroSpec, 3);
-    const { dp, a, b } = twoWorkersAndReplicas<MacroGenotype>(MACRO);
-    try {
+    withTwoWorkers<MacroGenotype>(MACRO, ({ dp, a, b }) => {
       expect(movingNames(a).some((n) => n.endsWith('moving_mean'))).toBe(true);
       for (let k = 0; k < 4; k++) {
         const batch = batchAt(data, k, BATCH);
@@ -167,16 +175,11 @@ describe('DataParallelModel', () => {
       expect(maxDiff(s0!, hostState(a))).toBe(0);
       // The main-thread copy follows the replicas.
       expect(maxDiff(s0!, mainCopy(dp))).toBe(0);
-    } finally {
-      a.dispose();
-      b.dispose();
-      dp.dispose();
-    }
+    });
   });
 
   it('scores whole batches, several at once and in order: each score is the replica\'s own evaluate (micro supernet: batch statistics)', () => {
-    const { dp, a, b } = twoWorkersAndReplicas<MicroGenotype>(MICRO);
-    try {
+    withTwoWorkers<MicroGenotype>(MICRO, ({ dp, a, b }) => {
       const g = randomArc<MicroGenotype>(microSpec, 5);
       for (let k = 0; k < 2; k++) {
         const batch = batchAt(data, k, BATCH);
@@ -199,19 +202,14 @@ describe('DataParallelModel', () => {
       const [first] = jobs();
       expect(dp.evaluate(first!.g, first!.batch)).toEqual(expected[0]);
       tf.dispose([first!.batch.x, first!.batch.y]);
-    } finally {
-      a.dispose();
-      b.dispose();
-      dp.dispose();
-    }
+    });
   });
 
   it('RNN supernet, two workers: each replica carries its rows\' hidden state; equals averaging half-batch gradients by hand, resets included', () => {
     const g = randomArc<RnnGenotype>(rnnSpec, 3);
-    const { dp, a, b } = twoWorkersAndReplicas<RnnGenotype>(RNN);
     let tensorsAfterFirst: number | undefined;
     const tokens = new Random(7);
-    try {
+    withTwoWorkers<RnnGenotype>(RNN, ({ dp, a, b }) => {
       expect(movingNames(a).length).toBe(2 * (4 + 1));
       for (let k = 0; k < 4; k++) {
         if (k === 2) for (const m of [dp, a, b]) m.resetState!();
@@ -227,11 +225,7 @@ describe('DataParallelModel', () => {
       const [s0, s1] = dp.replicaStates();
       expect(maxDiff(s0!, s1!)).toBe(0);
       expect(maxDiff(s0!, hostState(a))).toBe(0);
-    } finally {
-      a.dispose();
-      b.dispose();
-      dp.dispose();
-    }
+    });
   });
 
   it('RNN supernet, one worker: equals the plain model bit for bit, carried state and evaluation included', () => {
