@@ -378,9 +378,11 @@ def build_rnn(args):
         state["h"] = h
 
     def infer_step(arc):
+        # The window's loss, as trial/rnn-cell.ts windowLoss scores it: a reward is its perplexity.
         model.eval()
         with torch.no_grad():
-            model(x, torch.zeros(args.batch, args.hidden), *arc)
+            logits, _ = model(x, torch.zeros(args.batch, args.hidden), *arc)
+            F.cross_entropy(logits.reshape(-1, args.vocab), y.reshape(-1)).item()
 
     tokens_per_step = args.batch * args.bptt
     return model, train_step, infer_step, lambda rng: (model.sample(rng),), tokens_per_step, tokens_per_step

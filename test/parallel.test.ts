@@ -135,6 +135,34 @@ function halves(x: tf.Tensor, y: tf.Tensor): Half[] {
   ];
 }
 
+describe('weightedAverage', () => {
+  const values = (seed: number, n: number): Float32Array => {
+    const random = new Random(seed);
+    return Float32Array.from({ length: n }, () => random.next() * 2 - 1);
+  };
+  /** Σ_k w_k·x_k in float64, rounded once to float32: what every path must give. */
+  const expected = (parts: Float32Array[], w: number[]): Float32Array =>
+    Float32Array.from(parts[0]!, (_, i) => parts.reduce((sum, p, k) => sum + w[k]! * p[i]!, 0));
+
+  it.each([2, 3])('averages %i shards with the same names in float64, rounded once', (count) => {
+    const data = Array.from({ length: count }, (_, k) => [values(10 + k, 5), values(20 + k, 3)] as const);
+    const w = count === 2 ? [0.3, 0.7] : [0.2, 0.5, 0.3];
+    const mean = weightedAverage(
+      data.map(([a, b]) => pack([['a', a], ['b', b]])),
+      w,
+    );
+    expect(mean.names).toEqual(['a', 'b']);
+    expect([...mean.data]).toEqual([...expected(data.map(([a]) => a), w), ...expected(data.map(([, b]) => b), w)]);
+  });
+
+  it('counts a name a shard lacks as zero there', () => {
+    const [a, b] = [values(1, 4), values(2, 4)];
+    const mean = weightedAverage([pack([['a', a]]), pack([['b', b]])], [0.25, 0.75]);
+    expect(mean.names).toEqual(['a', 'b']);
+    expect([...mean.data]).toEqual([...a.map((x) => Math.fround(0.25 * x)), ...b.map((x) => Math.fround(0.75 * x))]);
+  });
+});
+
 describe('DataParallelModel', () => {
   it('with one worker equals the plain model bit for bit (micro supernet)', () => {
     const g = randomArc<MicroGenotype>(microSpec, 3);

@@ -199,7 +199,7 @@ describe('RNN supernet', () => {
     expect(corpus.vocabSize).toBeLessThanOrEqual(250);
   });
 
-  it.each([
+  const cases = [
     ['branchy cell', BRANCHY, false, 'gather'],
     ['branchy cell with batch norms', BRANCHY, true, 'gather'],
     ['chain with batch norms', CHAIN, true, 'gather'],
@@ -208,7 +208,12 @@ describe('RNN supernet', () => {
     ['twin siblings with batch norms', TWINS, true, 'gather'],
     ['twin siblings, native slicing', TWINS, false, 'native'],
     ['twin siblings with batch norms, native slicing', TWINS, true, 'native'],
-  ] as const)('computes the loss and the gradients of the formulas (%s)', (_, g, withNorms, slicing) => {
+  ] as const;
+  it.each(
+    cases.flatMap(([name, g, withNorms, slicing]) =>
+      (['nodes', 'siblings'] as const).map((layout) => [`${name}, ${layout} layout`, g, withNorms, slicing, layout] as const),
+    ),
+  )('computes the loss and the gradients of the formulas (%s)', (_, g, withNorms, slicing, layout) => {
     const plan = cellPlan(g);
     const [V, H, B, T] = [37, 6, 3, 5];
     const random = new Random(7);
@@ -245,7 +250,7 @@ describe('RNN supernet', () => {
             movingVariance: f32(n.movingVariance, [n.scale.length]),
           }))
         : undefined;
-      const mine = windowGradients(plan, f32(embedding, [V, H]), weightTensors(), window, f32(initial, [B, H]), masks, slowness, normTensors, slicing);
+      const mine = windowGradients(plan, f32(embedding, [V, H]), weightTensors(), window, f32(initial, [B, H]), masks, slowness, normTensors, slicing, layout);
       const forward = (s: number): ReturnType<typeof referenceForward> =>
         referenceForward(plan, embedding, weights, window, initial, maskValues, H, s, withNorms ? { layers, useBatch: true } : undefined);
       const loss = (): number => forward(slowness).loss;

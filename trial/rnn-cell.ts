@@ -160,6 +160,14 @@ export type Slicing = 'gather' | 'native';
 /** The slicing that is faster on `backend` (tf.getBackend()). */
 export const slicingFor = (backend: string): Slicing => (backend === 'wasm' ? 'gather' : 'native');
 
+/**
+ * The training layout that is faster on `backend` (bench/supernet-rnn.ts, 12 nodes, H 200, one
+ * thread). tfjs-node: grouping cuts a 16-row step's kernel calls 15,338 → 12,263 and takes
+ * training 965 → 1,167 tokens/s. wasm: calls cost little there, and its row-mean products grow
+ * dearer with width (50 → 95 ms a step), so grouping gains nothing (32 rows: 1,116–1,130 → 973–1,076).
+ */
+export const trainingLayoutFor = (backend: string): TrainingLayout => (backend === 'wasm' ? 'nodes' : 'siblings');
+
 /** Cuts rows and column halves (see Slicing); index tensors are cached for the cutter's lifetime (one window, inside its tidy). */
 class RowCutter {
   private readonly indexCache = new Map<string, tf.Tensor>();
@@ -181,10 +189,15 @@ class RowCutter {
 
   /** The column halves [x[:, :H], x[:, H:]] of x [B, 2H]. */
   halves(x: tf.Tensor): [tf.Tensor, tf.Tensor] {
-    if (this.slicing === 'native') return tf.split(x, 2, 1) as [tf.Tensor, tf.Tensor];
-    const [B, twoH] = x.shape as [number, number];
-    const pairs = tf.reshape(x, [2 * B, twoH / 2]);
-    return [tf.gatherND(pairs, this.indices(0, B, 2)), tf.gatherND(pairs, this.indices(1, B, 2))];
+    return this.columnBlocks(x, 2) as [tf.Tensor, tf.Tensor];
+  }
+
+  /** x [B, n·W] cut into its n column blocks [B, W], left to right. */
+  columnBlocks(x: tf.Tensor, n: number): tf.Tensor[] {
+    if (this.slicing === 'native') return tf.split(x, n, 1);
+    const [B, width] = x.shape as [number, number];
+    const rows = tf.reshape(x, [n * B, width / n]);
+    return Array.from({ length: n }, (_, i) => tf.gatherND(rows, this.indices(i, B, n)));
   }
 
   private indices(first: number, count: number, stride: number): tf.Tensor {
@@ -215,8 +228,11 @@ export const BN_EPSILON = 1;
 /** E's moving-average decay, applied once per time step. */
 export const BN_DECAY = 0.999;
 
-/** Batch-norm layer `layer` (node j, or N for the output) applied to x. */
+/** Batch-norm layer `layer` (product group g, or the output after the groups) applied to x. */
 type Normalise = (layer: number, x: tf.Tensor) => tf.Tensor;
+
+/** What training normalises with: a norm's trained scale and offset. */
+type NormAffine = Pick<BatchNormTensors, 'scale' | 'offset'>;
 
 /** Sums and means over the rows of x [R, C], as [1, C] (see Slicing; 'gather' multiplies by a cached row of ones, and every mean by one of 1/R). */
 class ColumnReducer {
@@ -253,7 +269,7 @@ interface NormTrace {
 }
 
 /** Normalises x [B,C] with its batch statistics (biased variance, as tf.nn.moments), recording them ([1,C]). */
-function normaliseWithBatch(x: tf.Tensor, bn: BatchNormTensors, traces: NormTrace[], reduce: ColumnReducer): tf.Tensor {
+function normaliseWithBatch(x: tf.Tensor, bn: NormAffine, traces: NormTrace[], reduce: ColumnReducer): tf.Tensor {
   const mean = reduce.mean(x);
   const centred = tf.sub(x, mean);
   const variance = reduce.mean(tf.square(centred));
@@ -287,21 +303,68 @@ interface NodeTrace {
 interface Trace {
   /** [t][j]. */
   nodes: NodeTrace[][];
-  /** [j][t]: node j's matMul input, (s_p ⊙ m_h), or (h_{t−1} ⊙ m_h) for node 0's recurrent half. */
+  /** [g][t]: group g's matMul input, (s_p ⊙ m_h), or (h_{t−1} ⊙ m_h) for node 0's recurrent half. */
   inputs: tf.Tensor[][];
-  /** [layer][t], layer N being the output norm; empty without batch norms. */
+  /** [layer][t], the layer after the groups being the output norm; empty without batch norms. */
   norms: NormTrace[][];
 }
 
 /**
- * The cell over a window. `weights[0]` is W_prev [2H,2H] ([x, h]·W_prev), `weights[j]` W_j [H,2H];
- * `embedded` [T·B,H] is the (masked) embedding. Node 0's input half of all T steps is one matMul.
- * With `normalise`, each node's pre-activation and the output h_t go through their batch norm,
- * as E's search cell (the normalised h_t is also what the next step reads).
+ * Nodes that training computes with one product: those reading the same node, in order of that
+ * node (so a group's input exists before it), node 0 (parent −1, it reads x_t and h_{t−1}) first.
+ * Side by side their matrices are one [H, k·2H] product, their batch norms one norm over its
+ * columns (the statistics are per column either way) and their pre-activations one split, so a
+ * group costs the calls of a node (see TrainingLayout).
+ */
+interface ProductGroup {
+  parent: number;
+  children: number[];
+}
+
+/**
+ * How training arranges a cell's products: 'siblings' groups the nodes reading the same node;
+ * 'nodes' gives each node its own product, norm and split. The same values either way
+ * (test/supernet-rnn.test.ts); the arrangement is chosen per backend by bench/supernet-rnn.ts.
+ */
+export type TrainingLayout = 'nodes' | 'siblings';
+
+function productGroups(plan: CellPlan, layout: TrainingLayout): ProductGroup[] {
+  if (layout === 'nodes') return plan.prev.map((parent, j) => ({ parent, children: [j] }));
+  return [{ parent: -1, children: [0] }, ...siblingGroups(plan)];
+}
+
+/** Side by side along axis `axis` (tensors of nodes, in a group's order); one tensor is itself. */
+const sideBySide = (tensors: tf.Tensor[], axis: number): tf.Tensor => (tensors.length === 1 ? tensors[0]! : tf.concat(tensors, axis));
+
+/** A group's tensor cut back into its k nodes' along `axis`. */
+const perChild = (x: tf.Tensor, k: number, axis: number): tf.Tensor[] => (k === 1 ? [x] : tf.split(x, k, axis));
+
+/** A window's weights by product group: node 0's input rows [H,2H], and each group's matrix (node 0's: its hidden rows), [H, k·2H]. */
+interface GroupedWeights {
+  inputRows: tf.Tensor;
+  matrices: tf.Tensor[];
+}
+
+function groupWeights(groups: readonly ProductGroup[], weights: readonly tf.Tensor[], cut: RowCutter): GroupedWeights {
+  const H = weights[0]!.shape[0]! / 2;
+  return {
+    inputRows: cut.rows(weights[0]!, 0, H),
+    matrices: groups.map(({ parent, children }) =>
+      parent < 0 ? cut.rows(weights[0]!, H, H) : sideBySide(children.map((j) => weights[j]!), 1),
+    ),
+  };
+}
+
+/**
+ * The cell over a window. `weights[0]` is W_prev [2H,2H] ([x, h]·W_prev), `weights[j]` W_j [H,2H],
+ * arranged by `groups`; `embedded` [T·B,H] is the (masked) embedding. Node 0's input half of all
+ * T steps is one matMul. With `normalise`, each group's pre-activations and the output h_t go
+ * through their batch norm, as E's search cell (the normalised h_t is also what the next step reads).
  */
 function unroll(
   plan: CellPlan,
-  weights: readonly tf.Tensor[],
+  groups: readonly ProductGroup[],
+  { inputRows, matrices }: GroupedWeights,
   embedded: tf.Tensor,
   initial: tf.Tensor,
   hiddenMask: tf.Tensor | undefined,
@@ -310,11 +373,9 @@ function unroll(
   trace?: Trace,
 ): { outputs: tf.Tensor; final: tf.Tensor } {
   const B = initial.shape[0]!;
-  const H = initial.shape[1]!;
   const T = embedded.shape[0]! / B;
   const cut = new RowCutter(slicing);
-  const inputProjections = cut.steps(tf.matMul(embedded, cut.rows(weights[0]!, 0, H)), B);
-  const hiddenRows = cut.rows(weights[0]!, H, H);
+  const inputProjections = cut.steps(tf.matMul(embedded, inputRows), B);
   const masked = (s: tf.Tensor): tf.Tensor => (hiddenMask ? tf.mul(s, hiddenMask) : s);
   const ends = plan.looseEnds;
   let h = initial;
@@ -323,26 +384,25 @@ function unroll(
     const s: tf.Tensor[] = [];
     const maskedNode: tf.Tensor[] = [];
     const nodeTraces: NodeTrace[] = [];
-    for (let j = 0; j < plan.prev.length; j++) {
-      const p = plan.prev[j]!;
-      const sp = j === 0 ? h : s[p]!;
-      const input = j === 0 ? masked(h) : (maskedNode[p] ??= masked(sp));
-      const product =
-        j === 0 ? tf.add(tf.matMul(input, hiddenRows), inputProjections[t]!) : tf.matMul(input, weights[j]!);
-      const [candidate, gateLogit] = cut.halves(normalise ? normalise(j, product) : product);
-      const f = RNN_ACTIVATION_FNS[plan.act[j]!](candidate);
-      const g = tf.sigmoid(gateLogit);
-      // Highway: s_j = s_p + σ(c̃) ⊙ (f(h̃) − s_p).
-      const gatedDiff = tf.mul(g, tf.sub(f, sp));
-      s[j] = tf.add(sp, gatedDiff);
-      if (trace) {
-        nodeTraces.push({ f, g, gatedDiff });
-        trace.inputs[j]!.push(input);
-      }
-    }
+    groups.forEach(({ parent, children }, g) => {
+      const sp = parent < 0 ? h : s[parent]!;
+      const input = parent < 0 ? masked(h) : (maskedNode[parent] ??= masked(sp));
+      const product = tf.matMul(input, matrices[g]!);
+      const preActivations = parent < 0 ? tf.add(product, inputProjections[t]!) : product;
+      const blocks = cut.columnBlocks(normalise ? normalise(g, preActivations) : preActivations, 2 * children.length);
+      children.forEach((j, i) => {
+        const f = RNN_ACTIVATION_FNS[plan.act[j]!](blocks[2 * i]!);
+        const gate = tf.sigmoid(blocks[2 * i + 1]!);
+        // Highway: s_j = s_p + σ(c̃) ⊙ (f(h̃) − s_p).
+        const gatedDiff = tf.mul(gate, tf.sub(f, sp));
+        s[j] = tf.add(sp, gatedDiff);
+        nodeTraces[j] = { f, g: gate, gatedDiff };
+      });
+      trace?.inputs[g]!.push(input);
+    });
     trace?.nodes.push(nodeTraces);
     const mean = ends.length === 1 ? s[ends[0]!]! : tf.mul(tf.addN(ends.map((e) => s[e]!)), 1 / ends.length);
-    h = normalise ? normalise(plan.prev.length, mean) : mean;
+    h = normalise ? normalise(groups.length, mean) : mean;
     outputs.push(h);
   }
   return { outputs: tf.concat(outputs, 0), final: h };
@@ -375,12 +435,14 @@ export interface NormGradients {
 
 /**
  * Backpropagation through the window, truncated at the initial state as in E (which carries it
- * with stop_gradient). Returns the gradients of the weights (layout of `weights`), of `embedded`
- * and, given the batch norms' scales, of the norms (nodes, then the output).
+ * with stop_gradient). Returns the gradients of the weights (per node, layout of the cell's
+ * `weights`), of `embedded` and, given the batch norms' scales (per group, then the output), of
+ * the norms in that layout.
  */
 function backprop(
   plan: CellPlan,
-  weights: readonly tf.Tensor[],
+  groups: readonly ProductGroup[],
+  { inputRows, matrices }: GroupedWeights,
   embedded: tf.Tensor,
   trace: Trace,
   dOutputs: tf.Tensor,
@@ -389,13 +451,11 @@ function backprop(
   slicing: Slicing,
 ): { dWeights: tf.Tensor[]; dEmbedded: tf.Tensor; dNorms?: NormGradients[] } {
   const T = trace.nodes.length;
-  const N = plan.prev.length;
-  const H = embedded.shape[1]!;
   const B = embedded.shape[0]! / T;
   const cut = new RowCutter(slicing);
-  const transposed = weights.map((w, j) => tf.transpose(j === 0 ? cut.rows(w, H, H) : w));
+  const transposed = matrices.map((m) => tf.transpose(m));
   const ends = plan.looseEnds;
-  const dPre: tf.Tensor[][] = plan.prev.map(() => []);
+  const dPre: tf.Tensor[][] = groups.map(() => []);
   /** [layer][T − 1 − t]: gradients at each batch norm's output, for its scale and offset. */
   const dNormOut: tf.Tensor[][] = normScales ? normScales.map(() => []) : [];
   const reduce = new ColumnReducer(slicing);
@@ -411,33 +471,44 @@ function backprop(
     const direct: tf.Tensor[][] = plan.prev.map(() => []);
     const viaInput: tf.Tensor[][] = plan.prev.map(() => []);
     const dOut = dOutputSteps[t]!;
-    const dh = throughNorm(N, t, dCarry ? tf.add(dOut, dCarry) : dOut);
+    const dh = throughNorm(groups.length, t, dCarry ? tf.add(dOut, dCarry) : dOut);
     const share = ends.length === 1 ? dh : tf.mul(dh, 1 / ends.length);
     for (const e of ends) direct[e]!.push(share);
-    for (let j = N - 1; j >= 0; j--) {
-      const { f, g, gatedDiff } = trace.nodes[t]![j]!;
-      const ds = totalGradient(direct[j]!, viaInput[j]!, hiddenMask);
-      const df = tf.mul(ds, g);
-      const dThrough = tf.sub(ds, df); // ∂s/∂s_p = 1 − g
-      // ∂s/∂c̃ = (f − s_p) ⊙ g ⊙ (1 − g), so dc̃ = ds ⊙ (1 − g) ⊙ g ⊙ (f − s_p).
-      const dGateLogit = tf.mul(dThrough, gatedDiff);
-      const dCandidate = RNN_ACTIVATION_GRADS[plan.act[j]!](f, df);
-      const dp = throughNorm(j, t, tf.concat([dCandidate, dGateLogit], 1));
-      dPre[j]!.push(dp);
-      if (j === 0 && t === 0) continue;
-      const dInput = tf.matMul(dp, transposed[j]!);
-      if (j === 0) dCarry = tf.add(dThrough, hiddenMask ? tf.mul(dInput, hiddenMask) : dInput);
+    // Reverse group order: every node's readers are done before it.
+    for (let g = groups.length - 1; g >= 0; g--) {
+      const { parent, children } = groups[g]!;
+      const dBlocks: tf.Tensor[] = [];
+      const dThrough: tf.Tensor[] = [];
+      for (const j of children) {
+        const { f, g: gate, gatedDiff } = trace.nodes[t]![j]!;
+        const ds = totalGradient(direct[j]!, viaInput[j]!, hiddenMask);
+        const df = tf.mul(ds, gate);
+        const through = tf.sub(ds, df); // ∂s/∂s_p = 1 − g
+        // ∂s/∂c̃ = (f − s_p) ⊙ g ⊙ (1 − g), so dc̃ = ds ⊙ (1 − g) ⊙ g ⊙ (f − s_p).
+        dBlocks.push(RNN_ACTIVATION_GRADS[plan.act[j]!](f, df), tf.mul(through, gatedDiff));
+        dThrough.push(through);
+      }
+      const dp = throughNorm(g, t, tf.concat(dBlocks, 1));
+      dPre[g]!.push(dp);
+      if (parent < 0 && t === 0) continue;
+      const dInput = tf.matMul(dp, transposed[g]!);
+      if (parent < 0) dCarry = tf.add(dThrough[0]!, hiddenMask ? tf.mul(dInput, hiddenMask) : dInput);
       else {
-        direct[plan.prev[j]!]!.push(dThrough);
-        viaInput[plan.prev[j]!]!.push(dInput);
+        direct[parent]!.push(...dThrough);
+        viaInput[parent]!.push(dInput);
       }
     }
   }
-  // One product per weight over the whole window: dW_j = Σ_t input_{j,t}ᵀ · dpre_{j,t}.
+  // One product per group over the whole window: dW_g = Σ_t input_{g,t}ᵀ · dpre_{g,t}, cut per node.
   const dPreInTime = dPre.map((steps) => tf.concat(steps.reverse(), 0));
-  const dWeights = dPreInTime.map((d, j) => transposedProduct(tf.concat(trace.inputs[j]!, 0), d, slicing));
+  const dWeights: tf.Tensor[] = [];
+  groups.forEach(({ children }, g) => {
+    const dMatrix = transposedProduct(tf.concat(trace.inputs[g]!, 0), dPreInTime[g]!, slicing);
+    perChild(dMatrix, children.length, 1).forEach((d, i) => (dWeights[children[i]!] = d));
+  });
+  // groups[0] is node 0 in both layouts.
   dWeights[0] = tf.concat([transposedProduct(embedded, dPreInTime[0]!, slicing), dWeights[0]!], 0);
-  const dEmbedded = tf.matMul(dPreInTime[0]!, tf.transpose(cut.rows(weights[0]!, 0, H)));
+  const dEmbedded = tf.matMul(dPreInTime[0]!, tf.transpose(inputRows));
   if (!normScales) return { dWeights, dEmbedded };
   // Scale and offset gradients summed over the whole window at once: Σ dy ⊙ x̂ and Σ dy.
   const dNorms = dNormOut.map((steps, layer) => {
@@ -629,16 +700,27 @@ export function windowGradients(
   slowness: number,
   norms?: readonly BatchNormTensors[],
   slicing = slicingFor(tf.getBackend()),
+  layout = trainingLayoutFor(tf.getBackend()),
 ): WindowGradients {
   const { batchSize: B, inputs, targets } = window;
   const [V, H] = embedding.shape;
   const N = inputs.length;
   const rows = lookup(embedding, inputs);
   const embedded = masks.input ? tf.mul(rows, masks.input) : rows;
-  const trace: Trace = { nodes: [], inputs: plan.prev.map(() => []), norms: norms ? norms.map(() => []) : [] };
+  const groups = productGroups(plan, layout);
+  const grouped = groupWeights(groups, weights, new RowCutter(slicing));
+  // Norm layers as training runs them: each group's nodes' side by side, then the output's.
+  const layers: NormAffine[] | undefined = norms && [
+    ...groups.map(({ children }) => ({
+      scale: sideBySide(children.map((j) => norms[j]!.scale), 0),
+      offset: sideBySide(children.map((j) => norms[j]!.offset), 0),
+    })),
+    norms[plan.prev.length]!,
+  ];
+  const trace: Trace = { nodes: [], inputs: groups.map(() => []), norms: layers ? layers.map(() => []) : [] };
   const reduce = new ColumnReducer(slicing);
-  const normalise: Normalise | undefined = norms && ((layer, x) => normaliseWithBatch(x, norms[layer]!, trace.norms[layer]!, reduce));
-  const { outputs, final } = unroll(plan, weights, embedded, initial, masks.hidden, normalise, slicing, trace);
+  const normalise: Normalise | undefined = layers && ((layer, x) => normaliseWithBatch(x, layers[layer]!, trace.norms[layer]!, reduce));
+  const { outputs, final } = unroll(plan, groups, grouped, embedded, initial, masks.hidden, normalise, slicing, trace);
   const top = masks.output ? tf.mul(outputs, masks.output) : outputs;
   const probs = tiedSoftmax(top, embedding, slicing);
   const loss = crossEntropy(probs, targets);
@@ -656,8 +738,8 @@ export function windowGradients(
     const c = (2 * slowness) / (N - B);
     dOutputs = tf.add(dOutputs, tf.mul(tf.sub(tf.concat([zeros, diff], 0), tf.concat([diff, zeros], 0)), c));
   }
-  const normScales = norms?.map((bn) => bn.scale);
-  const { dWeights, dEmbedded, dNorms } = backprop(plan, weights, embedded, trace, dOutputs, masks.hidden, normScales, slicing);
+  const normScales = layers?.map((bn) => bn.scale);
+  const { dWeights, dEmbedded, dNorms } = backprop(plan, groups, grouped, embedded, trace, dOutputs, masks.hidden, normScales, slicing);
   const dRows = masks.input ? tf.mul(dEmbedded, masks.input) : dEmbedded;
   const ids = new Int32Array(2 * N);
   ids.set(inputs);
@@ -666,11 +748,25 @@ export function windowGradients(
   // Pᵀ·h: [V,N]·[N,H] runs ≈20% faster on wasm than (hᵀ·P)ᵀ, whose right operand is the [N,V]
   // one that XNNPACK repacks.
   const dense = transposedProduct(probs, scaledTop, slicing);
-  const batchStats = trace.norms.map((steps) => ({
-    mean: tf.concat(steps.map((n) => n.mean)),
-    variance: tf.concat(steps.map((n) => n.variance)),
-  }));
-  return { loss, final, dEmbedding: tf.add(dense, sparse), dWeights, ...(norms && { dNorms, batchStats }) };
+  if (!dNorms) return { loss, final, dEmbedding: tf.add(dense, sparse), dWeights };
+  // Per norm of the cell again (its nodes, then the output): a group's columns cut back into its nodes'.
+  const byNode = <T>(perLayer: readonly T[], cutLayer: (x: T, k: number) => T[]): T[] => {
+    const nodes: T[] = [];
+    groups.forEach(({ children }, g) => cutLayer(perLayer[g]!, children.length).forEach((x, i) => (nodes[children[i]!] = x)));
+    return [...nodes, perLayer[groups.length]!];
+  };
+  const batchStats = byNode(
+    trace.norms.map((steps) => ({ mean: tf.concat(steps.map((n) => n.mean)), variance: tf.concat(steps.map((n) => n.variance)) })),
+    ({ mean, variance }, k) => {
+      const variances = perChild(variance, k, 1);
+      return perChild(mean, k, 1).map((m, i) => ({ mean: m, variance: variances[i]! }));
+    },
+  );
+  const dNormsByNode = byNode(dNorms, ({ scale, offset }, k) => {
+    const offsets = perChild(offset, k, 0);
+    return perChild(scale, k, 0).map((d, i) => ({ scale: d, offset: offsets[i]! }));
+  });
+  return { loss, final, dEmbedding: tf.add(dense, sparse), dWeights, dNorms: dNormsByNode, batchStats };
 }
 
 /**
