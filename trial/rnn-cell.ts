@@ -280,7 +280,7 @@ interface NormTrace {
 }
 
 /** A batch norm of tfjs ops, on every backend: 9 kernel calls forward, 8 backward. */
-export class ComposedNorm implements WindowNorm {
+class ComposedNorm implements WindowNorm {
   private readonly steps: NormTrace[] = [];
   /** dL/dy of each step, latest step first. */
   private readonly dOutputs: tf.Tensor[] = [];
@@ -334,13 +334,13 @@ interface OpAttribute {
 }
 
 /** What FusedNorm uses of tfjs-node's backend: its binding's constants and raw op execution. */
-export interface TensorflowOps {
+interface TensorflowOps {
   binding: { TF_ATTR_TYPE: number; TF_ATTR_FLOAT: number; TF_ATTR_STRING: number; TF_ATTR_BOOL: number; TF_FLOAT: number };
   executeMultipleOutputs(name: string, attributes: OpAttribute[], inputs: tf.Tensor[], outputs: number): tf.Tensor[];
 }
 
 /** tfjs-node's backend when it is the active one, else undefined. */
-export function tensorflowOps(): TensorflowOps | undefined {
+function tensorflowOps(): TensorflowOps | undefined {
   if (tf.getBackend() !== 'tensorflow') return undefined;
   const backend = tf.backend() as unknown as Partial<TensorflowOps>;
   return typeof backend.executeMultipleOutputs === 'function' && backend.binding ? (backend as TensorflowOps) : undefined;
@@ -353,7 +353,7 @@ export function tensorflowOps(): TensorflowOps | undefined {
  * forward, 111 against 159 backward (one thread). The op's own batch-variance output is Bessel-
  * corrected; its saved variance (reserve space 2 on CPU) is the biased one E's moving averages take.
  */
-export class FusedNorm implements WindowNorm {
+class FusedNorm implements WindowNorm {
   private readonly attributes: OpAttribute[];
   private readonly noStatistics = tf.tensor1d([], 'float32');
   /** Per step: x as [B,1,1,C] and the op's saved mean, variance and reserve space. */
