@@ -350,14 +350,15 @@ function tensorflowOps(): TensorflowOps | undefined {
  * TensorFlow's FusedBatchNormV3 and FusedBatchNormGradV3 (training mode, NHWC over [B,1,1,C]),
  * run through tfjs-node's binding, which tfjs's kernels do not expose: 3 calls forward (with the
  * two reshapes) and 3 backward where ComposedNorm makes 9 and 8; [16,800]: 112 against 201 µs
- * forward, 111 against 159 backward (one thread). The op's own batch-variance output is Bessel-
- * corrected; its saved variance (reserve space 2 on CPU) is the biased one E's moving averages take.
+ * forward, 111 against 159 backward (one thread). The op's batch variance is Bessel-corrected (on
+ * CPU and cuDNN alike), so the moving averages get it times (B − 1)/B, E's biased variance; its
+ * saved variance is not used for that, since under cuDNN (tfjs-node-gpu) it holds 1/√(σ² + ε).
  */
 class FusedNorm implements WindowNorm {
   private readonly attributes: OpAttribute[];
   private readonly noStatistics = tf.tensor1d([], 'float32');
-  /** Per step: x as [B,1,1,C] and the op's saved mean, variance and reserve space. */
-  private readonly steps: { x: tf.Tensor; saved: [tf.Tensor, tf.Tensor, tf.Tensor] }[] = [];
+  /** Per step: x as [B,1,1,C], the batch mean and corrected variance, what the gradient op reads back. */
+  private readonly steps: { x: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor; saved: [tf.Tensor, tf.Tensor, tf.Tensor] }[] = [];
   private readonly dScales: tf.Tensor[] = [];
   private readonly dOffsets: tf.Tensor[] = [];
 
@@ -378,13 +379,13 @@ class FusedNorm implements WindowNorm {
   forward(x: tf.Tensor): tf.Tensor {
     const [B, C] = x.shape as [number, number];
     const x4 = tf.reshape(x, [B, 1, 1, C]);
-    const [y, , , mean, variance, reserve] = this.ops.executeMultipleOutputs(
+    const [y, mean, variance, ...saved] = this.ops.executeMultipleOutputs(
       'FusedBatchNormV3',
       [...this.attributes, { name: 'exponential_avg_factor', type: this.ops.binding.TF_ATTR_FLOAT, value: 1 }],
       [x4, this.bn.scale, this.bn.offset, this.noStatistics, this.noStatistics],
       6,
     ) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-    this.steps.push({ x: x4, saved: [mean, variance, reserve] });
+    this.steps.push({ x: x4, mean, variance, saved });
     return tf.reshape(y, [B, C]);
   }
 
@@ -407,7 +408,8 @@ class FusedNorm implements WindowNorm {
   }
 
   statistics(): { mean: tf.Tensor; variance: tf.Tensor } {
-    return { mean: tf.stack(this.steps.map((s) => s.saved[0])), variance: tf.stack(this.steps.map((s) => s.saved[1])) };
+    const B = this.steps[0]!.x.shape[0]!;
+    return { mean: tf.stack(this.steps.map((s) => s.mean)), variance: tf.mul(tf.stack(this.steps.map((s) => s.variance)), (B - 1) / B) };
   }
 }
 
