@@ -11,6 +11,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { setupBackend } from '../trial/backend.js';
+import { reluMask } from '../trial/nn.js';
 import { registerTrainingKernels, trainingKernelNames } from '../trial/kernels/index.js';
 import { FunctionBuilder, addF32x4, assembleModule, get, loadV128, splatF32, storeV128 } from '../trial/kernels/wasm-asm.js';
 
@@ -424,6 +425,18 @@ describe('UnsortedSegmentSum matches stock cpu', () => {
       for (const backend of ['wasm', 'cpu'] as const) expectClose(await run(backend, 'UnsortedSegmentSum', inputs, attrs), expected, 1e-6);
     });
   }
+});
+
+describe('reluMask', () => {
+  it('is 1 where a ReLU output is positive and 0 where it is 0, on wasm (Step) and cpu', async () => {
+    const y = [0, 2.5, 0, 1e-30, 7, 0];
+    for (const backend of ['wasm', 'cpu'] as const) {
+      await tf.setBackend(backend);
+      const mask = tf.tidy(() => reluMask(tf.tensor2d(y, [2, 3])));
+      expect([...(await mask.data())], backend).toEqual([0, 1, 0, 1, 1, 0]);
+      mask.dispose();
+    }
+  });
 });
 
 describe('BatchMatMul on wasm matches stock cpu', () => {

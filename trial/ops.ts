@@ -12,6 +12,7 @@ import {
   PointwiseConv,
   Pool,
   RELU,
+  reluMask,
   separableConv,
   type BatchNormOptions,
   type Pass,
@@ -33,8 +34,7 @@ export const RNN_ACTIVATION_FNS: Record<RnnActivation, (x: tf.Tensor) => tf.Tens
  */
 export const RNN_ACTIVATION_GRADS: Record<RnnActivation, (y: tf.Tensor, dy: tf.Tensor) => tf.Tensor> = {
   tanh: (y, dy) => tf.mul(dy, tf.sub(1, tf.square(y))),
-  // sign(y) = step(y) for y ≥ 0, one kernel on every backend (see trial/nn.ts RELU).
-  relu: (y, dy) => tf.mul(dy, tf.sign(y)),
+  relu: (y, dy) => tf.mul(dy, reluMask(y)),
   identity: (_, dy) => dy,
   sigmoid: (y, dy) => tf.mul(dy, tf.mul(y, tf.sub(1, y))),
 };
