@@ -30,7 +30,7 @@ import {
 import { MACRO_FINAL_DEFAULTS } from '../trial/fixed/macro.js';
 import { MICRO_FINAL_DEFAULTS } from '../trial/fixed/micro.js';
 import { FIXED_RNN_DEFAULTS, RNN_FINAL_TRAINING } from '../trial/fixed/rnn.js';
-import type { Batch, StepStats, TrainableModel } from '../trial/model.js';
+import { disposeBatch, type Batch, type StepStats, type TrainableModel } from '../trial/model.js';
 import { cosineLr, REFERENCE_LR } from '../trial/optim.js';
 import { architectureLines } from '../trial/outputs.js';
 import { TEXT_REWARD_CONSTANT } from '../trial/task.js';
@@ -128,11 +128,6 @@ interface RetrainData {
   test(model: TrainableModel, genotype: Genotype): TestScore;
   /** The learning rate of `epoch` (0-based). */
   lr(epoch: number): number;
-}
-
-function disposeBatch(batch: Batch): void {
-  batch.x.dispose();
-  batch.y.dispose();
 }
 
 /** One training step on `batch`, which is freed afterwards. */

@@ -63,6 +63,12 @@ export interface TrainableModel<G extends Genotype = Genotype> {
   dispose(): void;
 }
 
+/** Frees a batch's tensors. */
+export function disposeBatch(batch: Batch): void {
+  batch.x.dispose();
+  batch.y.dispose();
+}
+
 /** `model.evaluateAll(jobs)`, or `evaluate` of one job after another; every batch is disposed once scored. */
 export function evaluateAll<G extends Genotype>(model: TrainableModel<G>, jobs: Iterable<Evaluation<G>>): StepStats[] {
   if (model.evaluateAll) return model.evaluateAll(jobs);
@@ -71,8 +77,7 @@ export function evaluateAll<G extends Genotype>(model: TrainableModel<G>, jobs: 
     try {
       stats.push(model.evaluate(g, batch));
     } finally {
-      batch.x.dispose();
-      batch.y.dispose();
+      disposeBatch(batch);
     }
   }
   return stats;

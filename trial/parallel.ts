@@ -47,7 +47,7 @@ import { compiledModuleUrl } from '../common/compiled-module.js';
 import type { Genotype } from '../search-spaces/genotype.js';
 import { BACKENDS, type BackendName } from './backend.js';
 import { assignState } from './store-tf.js';
-import type { Batch, Evaluation, StepStats, TrainableModel } from './model.js';
+import { disposeBatch, type Batch, type Evaluation, type StepStats, type TrainableModel } from './model.js';
 import {
   recipeOf,
   sharedClock,
@@ -554,7 +554,7 @@ function* onHost<G extends Genotype>(jobs: Iterable<Evaluation<G>>, read: (batch
     try {
       yield { g, shard: read(batch) };
     } finally {
-      tf.dispose([batch.x, batch.y]);
+      disposeBatch(batch);
     }
   }
 }

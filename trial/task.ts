@@ -24,7 +24,7 @@ import { MacroFixedNet } from './fixed/macro.js';
 import { MicroFixedNet } from './fixed/micro.js';
 import { FixedRnn, RNN_FINAL_TRAINING } from './fixed/rnn.js';
 import type { MetricValue } from './channel/index.js';
-import { evaluateAll, type Batch, type StepStats, type TrainableModel } from './model.js';
+import { disposeBatch, evaluateAll, type Batch, type StepStats, type TrainableModel } from './model.js';
 import type { StoreTensors } from './store.js';
 import { cosineLr, REFERENCE_LR } from './optim.js';
 import { checkOptionsForSpace, UsageError, type DatasetName, type TrialOptions } from './options.js';
@@ -104,11 +104,6 @@ export interface Task {
 }
 
 const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
-
-function disposeBatch(batch: Batch): void {
-  batch.x.dispose();
-  batch.y.dispose();
-}
 
 /** How a task scores: the batches of a request, and the Score of their statistics (`examples`: images or tokens per batch). */
 function scoring(
