@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../common/random.js';
 import type { RnnGenotype } from '../search-spaces/genotype.js';
 import { setupBackend } from '../trial/backend.js';
-import { cellPlan, readWindow, sampleMasks, windowGradients, windowNorm, type NormKernels } from '../trial/rnn-cell.js';
+import { cellPlan, readWindow, sampleMasks, windowGradients, windowNorms, type NormKernels, type WindowNorm } from '../trial/rnn-cell.js';
 
 const tfjsNodeInstalled = ((): boolean => {
   try {
@@ -45,7 +45,7 @@ describe.skipIf(!tfjsNodeInstalled)('fused batch norms on tfjs-node (skipped whe
       const xs = Array.from({ length: T }, () => tf.tensor2d(values(B * C, -3, 3), [B, C]));
       const dys = Array.from({ length: T }, () => tf.tensor2d(values(B * C), [B, C]));
       const run = (kind: NormKernels) => {
-        const norm = windowNorm(bn, kind, 'native');
+        const [norm] = windowNorms([bn], kind, 'native') as [WindowNorm];
         const ys = xs.map((x) => norm.forward(x));
         const dxs = dys.map((_, i) => T - 1 - i).map((t) => norm.backward(t, dys[t]!));
         return { ys, dxs, gradients: norm.gradients(), statistics: norm.statistics() };

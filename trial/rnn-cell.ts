@@ -355,7 +355,8 @@ function tensorflowOps(): TensorflowOps | undefined {
  * saved variance is not used for that, since under cuDNN (tfjs-node-gpu) it holds 1/√(σ² + ε).
  */
 class FusedNorm implements WindowNorm {
-  private readonly attributes: OpAttribute[];
+  private readonly gradientAttributes: OpAttribute[];
+  private readonly forwardAttributes: OpAttribute[];
   private readonly noStatistics = tf.tensor1d([], 'float32');
   /** Per step: x as [B,1,1,C], the batch mean and corrected variance, what the gradient op reads back. */
   private readonly steps: { x: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor; saved: [tf.Tensor, tf.Tensor, tf.Tensor] }[] = [];
@@ -367,13 +368,14 @@ class FusedNorm implements WindowNorm {
     private readonly ops: TensorflowOps,
   ) {
     const { binding } = ops;
-    this.attributes = [
+    this.gradientAttributes = [
       { name: 'T', type: binding.TF_ATTR_TYPE, value: binding.TF_FLOAT },
       { name: 'U', type: binding.TF_ATTR_TYPE, value: binding.TF_FLOAT },
       { name: 'epsilon', type: binding.TF_ATTR_FLOAT, value: BN_EPSILON },
       { name: 'data_format', type: binding.TF_ATTR_STRING, value: 'NHWC' },
       { name: 'is_training', type: binding.TF_ATTR_BOOL, value: true },
     ];
+    this.forwardAttributes = [...this.gradientAttributes, { name: 'exponential_avg_factor', type: binding.TF_ATTR_FLOAT, value: 1 }];
   }
 
   forward(x: tf.Tensor): tf.Tensor {
@@ -381,7 +383,7 @@ class FusedNorm implements WindowNorm {
     const x4 = tf.reshape(x, [B, 1, 1, C]);
     const [y, mean, variance, ...saved] = this.ops.executeMultipleOutputs(
       'FusedBatchNormV3',
-      [...this.attributes, { name: 'exponential_avg_factor', type: this.ops.binding.TF_ATTR_FLOAT, value: 1 }],
+      this.forwardAttributes,
       [x4, this.bn.scale, this.bn.offset, this.noStatistics, this.noStatistics],
       6,
     ) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
@@ -393,7 +395,7 @@ class FusedNorm implements WindowNorm {
     const { x, saved } = this.steps[t]!;
     const [dx, dScale, dOffset] = this.ops.executeMultipleOutputs(
       'FusedBatchNormGradV3',
-      this.attributes,
+      this.gradientAttributes,
       [tf.reshape(dy, x.shape), x, this.bn.scale, ...saved],
       5,
     ) as [tf.Tensor, tf.Tensor, tf.Tensor];
@@ -416,12 +418,15 @@ class FusedNorm implements WindowNorm {
 /** How training computes its batch norms: 'fused' (tfjs-node only) or 'composed' (see FusedNorm). */
 export type NormKernels = 'composed' | 'fused';
 
-/** A window norm of `kind`; 'fused' needs tfjs-node active. */
-export function windowNorm(bn: NormAffine, kind: NormKernels, slicing: Slicing): WindowNorm {
-  if (kind === 'composed') return new ComposedNorm(bn, new ColumnReducer(slicing));
+/** A window's norms of `kind`, one per layer; 'fused' needs tfjs-node active. */
+export function windowNorms(layers: readonly NormAffine[], kind: NormKernels, slicing: Slicing): WindowNorm[] {
+  if (kind === 'composed') {
+    const reduce = new ColumnReducer(slicing);
+    return layers.map((bn) => new ComposedNorm(bn, reduce));
+  }
   const ops = tensorflowOps();
   if (!ops) throw new Error('fused batch norms need the tensorflow backend (@tensorflow/tfjs-node)');
-  return new FusedNorm(bn, ops);
+  return layers.map((bn) => new FusedNorm(bn, ops));
 }
 
 /** Fused norms where TensorFlow runs the ops, composed ones elsewhere. */
@@ -829,16 +834,19 @@ export function windowGradients(
   const groups = productGroups(plan, layout);
   const grouped = groupWeights(groups, weights, new RowCutter(slicing));
   // Norm layers as training runs them: each group's nodes' side by side, then the output's.
-  const layers: WindowNorm[] | undefined = norms && [
-    ...groups.map(({ children }) =>
-      windowNorm(
-        { scale: sideBySide(children.map((j) => norms[j]!.scale), 0), offset: sideBySide(children.map((j) => norms[j]!.offset), 0) },
-        normKernels,
-        slicing,
-      ),
-    ),
-    windowNorm(norms[plan.prev.length]!, normKernels, slicing),
-  ];
+  const layers: WindowNorm[] | undefined =
+    norms &&
+    windowNorms(
+      [
+        ...groups.map(({ children }) => ({
+          scale: sideBySide(children.map((j) => norms[j]!.scale), 0),
+          offset: sideBySide(children.map((j) => norms[j]!.offset), 0),
+        })),
+        norms[plan.prev.length]!,
+      ],
+      normKernels,
+      slicing,
+    );
   const trace: Trace = { nodes: [], inputs: groups.map(() => []) };
   const { outputs, final } = unroll(plan, groups, grouped, embedded, initial, masks.hidden, layers, slicing, trace);
   const top = masks.output ? tf.mul(outputs, masks.output) : outputs;
